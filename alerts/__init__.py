@@ -1,0 +1,1 @@
+"""Alert policy and delivery channels (knows ``checks`` result types only)."""

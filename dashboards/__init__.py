@@ -1,0 +1,1 @@
+"""The Streamlit app; reads the store through ``monitor``'s read API only."""
