@@ -1,0 +1,257 @@
+"""Profiles: merging is associative, commutative and equals profiling the concatenated data;
+serialisation round-trips; the sketch keeps its relative-error promise."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from checks.profiles import (
+    BinaryPerformance,
+    CategoricalBinning,
+    CategoricalProfile,
+    ClassPerformance,
+    DatasetProfile,
+    KpiProfile,
+    NumericBinning,
+    NumericProfile,
+    RegressionPerformance,
+    column_from_dict,
+    performance_from_dict,
+)
+from checks.sketch import DEFAULT_ALPHA, QuantileSketch
+
+FAST = settings(max_examples=60, deadline=None)
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+cell = st.one_of(finite, finite, finite, st.just(float("nan")), st.sampled_from([float("inf"), -float("inf")]))
+column = st.lists(cell, min_size=0, max_size=40).map(lambda xs: np.asarray(xs, dtype=np.float64))
+
+BINNING = NumericBinning(np.array([-100.0, -1.0, 0.0, 0.5, 10.0, 1e4]), -1e5, 1e5)
+CATEGORIES = CategoricalBinning(("a", "b", "c"), frozenset({"d", "e"}))
+words = st.lists(st.sampled_from(["a", "b", "c", "d", "e", "x", "y", "z"]), max_size=40)
+
+
+def numeric(values: np.ndarray) -> NumericProfile:
+    return NumericProfile.from_values(values, BINNING, sketch=True)
+
+
+def categorical(values: list[str], missing: int = 0) -> CategoricalProfile:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return CategoricalProfile.from_counts(counts, CATEGORIES, missing=missing)
+
+
+def exact_part(p: NumericProfile) -> dict:
+    d = p.to_dict()
+    return {k: v for k, v in d.items() if k not in ("mean", "m2")}
+
+
+def assert_same_numeric(a: NumericProfile, b: NumericProfile) -> None:
+    assert exact_part(a) == exact_part(b)
+    scale = max(1.0, abs(a.mean), abs(b.mean))
+    assert a.mean == pytest.approx(b.mean, rel=1e-9, abs=1e-9 * scale)
+    assert a.m2 == pytest.approx(b.m2, rel=1e-7, abs=1e-6 * scale * scale)
+
+
+# ------------------------------------------------------------------------------ numeric
+
+
+@FAST
+@given(column, column)
+def test_numeric_merge_is_commutative(a: np.ndarray, b: np.ndarray) -> None:
+    assert_same_numeric(numeric(a).merge(numeric(b)), numeric(b).merge(numeric(a)))
+
+
+@FAST
+@given(column, column, column)
+def test_numeric_merge_is_associative(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    left = numeric(a).merge(numeric(b)).merge(numeric(c))
+    right = numeric(a).merge(numeric(b).merge(numeric(c)))
+    assert_same_numeric(left, right)
+
+
+@FAST
+@given(column, column)
+def test_numeric_merge_equals_profiling_the_concatenation(a: np.ndarray, b: np.ndarray) -> None:
+    merged = numeric(a).merge(numeric(b))
+    whole = numeric(np.concatenate([a, b]))
+    assert_same_numeric(merged, whole)
+    assert merged.sketch == whole.sketch
+    assert merged.rows == a.size + b.size
+
+
+@FAST
+@given(column)
+def test_numeric_round_trip(a: np.ndarray) -> None:
+    p = numeric(a)
+    back = column_from_dict(p.to_dict(), BINNING)
+    assert back.to_dict() == p.to_dict()
+    assert NumericBinning.from_dict(BINNING.to_dict()).fingerprint() == BINNING.fingerprint()
+
+
+def test_numeric_profile_counts() -> None:
+    p = NumericProfile.from_values(np.array([1.0, np.nan, np.inf, -2e5, 3.0, np.nan]), BINNING, invalid=1)
+    assert (p.count, p.missing, p.invalid, p.below, p.above) == (3, 1, 2, 1, 0)
+    assert p.mean == pytest.approx((1 + 3 - 2e5) / 3)
+
+
+def test_binning_keeps_distinct_integers_in_distinct_bins() -> None:
+    values = np.repeat(np.arange(-3.0, 12.0), 50)
+    binning = NumericBinning.fit(QuantileSketch.from_values(values), values.min(), values.max())
+    counts = NumericProfile.from_values(values, binning).counts
+    assert binning.bins == 15 and np.all(counts == 50)
+
+
+def test_binning_of_continuous_data_has_about_equal_mass() -> None:
+    values = np.random.default_rng(0).lognormal(0, 1, 20_000)
+    binning = NumericBinning.fit(QuantileSketch.from_values(values), values.min(), values.max())
+    counts = NumericProfile.from_values(values, binning).counts
+    assert binning.bins == 50
+    assert counts.min() > 0.8 * 400 and counts.max() < 1.2 * 400
+
+
+# -------------------------------------------------------------------------- categorical
+
+
+@FAST
+@given(words, words, words)
+def test_categorical_merge_is_associative_commutative_and_equals_the_concatenation(a: list[str], b: list[str], c: list[str]) -> None:
+    pa, pb, pc = categorical(a, 1), categorical(b, 2), categorical(c)
+    whole = categorical(a + b + c, 3).to_dict()
+    assert pa.merge(pb).merge(pc).to_dict() == whole
+    assert pa.merge(pb.merge(pc)).to_dict() == whole
+    assert pb.merge(pa).to_dict() == pa.merge(pb).to_dict()
+
+
+@FAST
+@given(words)
+def test_categorical_round_trip(a: list[str]) -> None:
+    p = categorical(a, 4)
+    binning = CategoricalBinning.from_dict(CATEGORIES.to_dict())
+    assert column_from_dict(p.to_dict(), binning).to_dict() == p.to_dict()
+    assert binning.fingerprint() == CATEGORIES.fingerprint()
+
+
+def test_categorical_slots() -> None:
+    p = categorical(["a", "a", "d", "x", "y", "x"])
+    assert p.frequencies().tolist() == [2, 0, 0, 1, 3]
+    assert p.unseen_values == {"x": 2, "y": 1}
+
+
+# --------------------------------------------------------------------------- performance
+
+scores = st.lists(st.tuples(st.integers(0, 999), st.integers(0, 1)), max_size=30)
+
+
+def binary(pairs: list[tuple[int, int]]) -> BinaryPerformance:
+    s = np.array([p[0] / 1000 for p in pairs], dtype=np.float64)
+    y = np.array([p[1] for p in pairs], dtype=np.float64)
+    return BinaryPerformance.from_arrays(s, y)
+
+
+@FAST
+@given(scores, scores, scores)
+def test_binary_performance_merge(a: list, b: list, c: list) -> None:
+    whole = binary(a + b + c).to_dict()
+    merged = binary(a).merge(binary(b)).merge(binary(c)).to_dict()
+    for key in ("log_loss_sum", "brier_sum"):
+        assert merged.pop(key) == pytest.approx(whole.pop(key))
+    assert merged == whole
+    assert binary(b).merge(binary(a)).n == binary(a).merge(binary(b)).n
+
+
+def test_binary_performance_refuses_to_merge_different_thresholds() -> None:
+    a = BinaryPerformance.from_arrays(np.array([0.2]), np.array([1.0]), threshold=0.5)
+    b = BinaryPerformance.from_arrays(np.array([0.2]), np.array([1.0]), threshold=0.3)
+    with pytest.raises(ValueError, match="threshold"):
+        a.merge(b)
+
+
+def test_performance_round_trips() -> None:
+    rng = np.random.default_rng(1)
+    profiles = [
+        BinaryPerformance.from_arrays(rng.random(50), (rng.random(50) < 0.5).astype(float)),
+        ClassPerformance.from_pairs({("a", "a"): 3, ("a", "b"): 1, ("b", "b"): 4}),
+        RegressionPerformance.from_arrays(rng.normal(size=20), rng.normal(size=20)),
+    ]
+    for p in profiles:
+        assert performance_from_dict(p.to_dict()).to_dict() == p.to_dict()
+
+
+def test_class_and_regression_merge_equal_the_concatenation() -> None:
+    a = ClassPerformance.from_pairs({("a", "a"): 3, ("a", "b"): 1})
+    b = ClassPerformance.from_pairs({("a", "b"): 2, ("b", "b"): 4})
+    assert a.merge(b).confusion == {("a", "a"): 3, ("a", "b"): 3, ("b", "b"): 4}
+    rng = np.random.default_rng(2)
+    p, y = rng.normal(size=30), rng.normal(size=30)
+    merged = RegressionPerformance.from_arrays(p[:10], y[:10]).merge(RegressionPerformance.from_arrays(p[10:], y[10:]))
+    whole = RegressionPerformance.from_arrays(p, y)
+    assert merged.n == whole.n
+    for key in ("sum_abs_error", "sum_sq_error", "sum_error", "sum_y", "sum_y2"):
+        assert getattr(merged, key) == pytest.approx(getattr(whole, key))
+
+
+# ------------------------------------------------------------------------------ dataset
+
+
+def test_dataset_profile_round_trip_and_merge() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=100)
+    cuts = NumericBinning(np.quantile(x, [0.25, 0.5, 0.75]), x.min(), x.max())
+
+    def part(values: np.ndarray, words: list[str]) -> DatasetProfile:
+        return DatasetProfile(
+            rows=values.size,
+            columns={"x": NumericProfile.from_values(values, cuts), "c": categorical(words)},
+            performance=RegressionPerformance.from_arrays(values, values * 2),
+            kpis={"k": KpiProfile(values.size, 1, float(values.sum()), QuantileSketch.from_values(values))},
+            bad_timestamps=1,
+            duplicate_ids=2,
+            missing_columns=("z",),
+        )
+
+    a, b = part(x[:60], ["a"] * 60), part(x[60:], ["b", "x"] * 20)
+    merged = a.merge(b)
+    assert merged.rows == 100 and merged.bad_timestamps == 2 and merged.duplicate_ids == 4
+    assert merged.columns["x"].counts.tolist() == NumericProfile.from_values(x, cuts).counts.tolist()
+    assert merged.kpis["k"].sketch == QuantileSketch.from_values(x)
+    back = DatasetProfile.from_dict(merged.to_dict())
+    assert back.to_dict() == merged.to_dict()
+
+
+# ------------------------------------------------------------------------------- sketch
+
+magnitudes = st.one_of(st.floats(min_value=1e-9, max_value=1e9), st.floats(min_value=-1e9, max_value=-1e-9), st.just(0.0))
+
+
+@FAST
+@given(st.lists(magnitudes, min_size=1, max_size=200), st.floats(min_value=0.0, max_value=1.0))
+def test_sketch_quantile_is_within_alpha_of_the_data_quantile(values: list[float], q: float) -> None:
+    data = np.asarray(values)
+    estimate = QuantileSketch.from_values(data).quantile(q)
+    truth = float(np.quantile(data, q, method="lower"))  # the rank the sketch reports: floor(q (n - 1))
+    assert abs(estimate - truth) <= DEFAULT_ALPHA * abs(truth) * (1 + 1e-9) + 1e-300
+
+
+@FAST
+@given(st.lists(magnitudes, max_size=50), st.lists(magnitudes, max_size=50))
+def test_sketch_merge_equals_sketch_of_the_concatenation_and_round_trips(a: list[float], b: list[float]) -> None:
+    merged = QuantileSketch.from_values(np.asarray(a)).merge(QuantileSketch.from_values(np.asarray(b)))
+    assert merged == QuantileSketch.from_values(np.asarray(a + b))
+    assert QuantileSketch.from_dict(merged.to_dict()) == merged
+    assert merged.count == len(a) + len(b)
+
+
+def test_sketch_relative_error_on_a_large_sample_against_numpy() -> None:
+    data = np.random.default_rng(4).lognormal(3, 0.7, 50_000)
+    sketch = QuantileSketch.from_values(data)
+    for q in (0.01, 0.5, 0.9, 0.95, 0.99, 0.999):
+        truth = np.quantile(data, q)
+        assert abs(sketch.quantile(q) - truth) <= DEFAULT_ALPHA * truth * 1.05, q
+    assert math.isnan(QuantileSketch.empty().quantile(0.5))
