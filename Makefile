@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PORT ?= 8501
 
-.PHONY: demo test install dev clean
+.PHONY: demo test install dev docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ demo: install
 
 test: dev
 	$(PY) -m pytest
+
+docs: install
+	$(PY) -m monitor.docs --write README.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info

@@ -205,6 +205,43 @@ register_metric("bias", "regression", bias, better="neither", lower_limit=-math.
 KIND_OF_PREDICTION = {"probability": "binary", "class": "class", "regression": "regression"}
 
 
+def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
+    """Hanley & McNeil (1982): the standard error of an empirical ROC AUC.
+
+    >>> round(auc_standard_error(0.75, 100, 400), 4)
+    0.03
+    """
+    q1 = auc / (2.0 - auc)
+    q2 = 2.0 * auc * auc / (1.0 + auc)
+    variance = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    return math.sqrt(max(variance, 0.0))
+
+
+def _standard_error(name: str, perf: Performance, value: float) -> float | None:
+    if isinstance(perf, BinaryPerformance) and name == "roc_auc":
+        n_pos, n_neg = int(perf.positive_hist.sum()), int(perf.negative_hist.sum())
+        return auc_standard_error(value, n_pos, n_neg) if n_pos and n_neg else None
+    if name in ("accuracy", "precision", "recall") and 0.0 <= value <= 1.0:
+        n = {"accuracy": getattr(perf, "n", 0), "precision": getattr(perf, "tp", 0) + getattr(perf, "fp", 0), "recall": getattr(perf, "tp", 0) + getattr(perf, "fn", 0)}[name]
+        if isinstance(perf, ClassPerformance):
+            n = perf.n
+        return math.sqrt(value * (1 - value) / n) if n else None
+    return None
+
+
+def change_p_value(name: str, perf: Performance, ref_perf: Performance | None, value: float, reference_value: float | None) -> float | None:
+    """One-sided p-value that the window is worse than the reference by chance alone (a z-test
+    on the two standard errors); None for metrics without a standard error here."""
+    if ref_perf is None or reference_value is None:
+        return None
+    se = _standard_error(name, perf, value)
+    se_ref = _standard_error(name, ref_perf, reference_value)
+    if se is None or se_ref is None or se + se_ref == 0:
+        return None
+    z = abs(reference_value - value) / math.sqrt(se * se + se_ref * se_ref)
+    return float(0.5 * math.erfc(z / math.sqrt(2.0)))
+
+
 def default_max_drop(kind: str) -> dict[str, float]:
     return {"binary": {"roc_auc": 0.05}, "class": {"accuracy": 0.05}}.get(kind, {})
 
@@ -299,6 +336,15 @@ def _judge_metric(
     if bounds:
         details["bounds"] = bounds
     status, threshold, direction, extra = judge_bounds(value, tightest_floor(floors), tightest_ceiling(ceilings))
+    if status is Status.BREACH and extra.get("bound") in ("max_drop", "max_increase_ratio") and settings.p_value is not None:
+        # A window of a few hundred labels moves ROC AUC by several points by chance alone: a
+        # breach relative to the reference must also be a change the labels can support.
+        p_value = change_p_value(metric.name, perf, ref_perf, value, reference_value)
+        if p_value is not None:
+            extra["p_value"] = p_value
+            extra["significant"] = p_value < settings.p_value
+            if not extra["significant"]:
+                status = Status.OK
     if status is Status.NO_DATA:
         extra["reason"] = f"{metric.name} is undefined on this window (e.g. labels of one class only)"
     return MetricResult(CHECK, column, metric.name, value, status, threshold, direction, segment, {**details, **extra})

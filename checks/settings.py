@@ -208,6 +208,14 @@ class PerformanceSettings(_Strict):
     enabled: bool = Field(default=True, description="Run the performance checks (needs prediction and target columns).")
     min_labels: int = Field(default=100, ge=1, description="Fewer labelled rows than this in a window (or the reference) gives no_data.")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Decision threshold turning probabilities into positive predictions.")
+    p_value: float | None = Field(
+        default=0.01,
+        gt=0.0,
+        lt=1.0,
+        description="Significance gate for comparisons with the reference: a max_drop / max_increase_ratio breach also "
+        "needs the change to be significant at this level (standard errors: Hanley-McNeil for roc_auc, binomial for "
+        "accuracy and other shares, from the window's and the reference's label counts). Empty: the bound alone decides.",
+    )
     min: dict[str, float] = Field(default={}, description="Absolute floors per metric, e.g. {roc_auc: 0.7}.")
     max: dict[str, float] = Field(default={}, description="Absolute ceilings per metric, e.g. {log_loss: 0.6}.")
     max_drop: dict[str, float] | None = Field(

@@ -1,0 +1,349 @@
+"""The configuration file: one YAML document declaring the store and the monitors.
+
+Validation is strict: an unknown key, a wrong type or a bad value is a :class:`ConfigError` that
+names the file, the key's path and how to fix it. Secrets enter only through ``${ENV_VAR}``
+references, resolved from the environment at load time and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from checks.kpis import KpiSpec
+from checks.roles import Roles
+from checks.settings import ChecksSettings
+from monitor.sources.specs import FileSourceSpec, SourceSpec, SqlSourceSpec
+from monitor.windows import as_utc, parse_duration
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used, with every problem found (file, key path, fix)."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{self.path}: invalid configuration\n{lines}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Columns(_Strict):
+    """What the columns of the inference log mean."""
+
+    timestamp: str = Field(description="When the prediction was made (any timestamp type, ISO text, or epoch with the source's timestamp_unit).")
+    id: str | None = Field(None, description="Request id; duplicates within a window are reported.")
+    numeric: list[str] | None = Field(None, description="Numeric features. Inferred from the reference's column types when omitted.")
+    categorical: list[str] | None = Field(None, description="Categorical features. Inferred (text and boolean columns) when omitted.")
+    prediction: str | None = Field(None, description="The model's output column.")
+    prediction_kind: Literal["probability", "class", "regression"] | None = Field(
+        None, description="probability (score of the positive class), class (a label) or regression (a number)."
+    )
+    target: str | None = Field(None, description="The label/ground truth column; may arrive late (null until then).")
+    latency: str | None = Field(None, description="Response time in milliseconds.")
+    model_version: str | None = Field(None, description="Model version column, shown in alerts and dashboards.")
+    segments: list[str] = Field(default_factory=list, description="Columns whose values define segments; every check also runs per segment value.")
+    exclude: list[str] = Field(default_factory=list, description="Columns never inferred as features.")
+
+    @model_validator(mode="after")
+    def _prediction_needs_kind(self) -> Columns:
+        if self.prediction and not self.prediction_kind:
+            raise ValueError("columns.prediction is set but columns.prediction_kind is not: add prediction_kind: probability | class | regression")
+        if self.target and not self.prediction_kind:
+            raise ValueError("columns.target is set but columns.prediction_kind is not: add prediction_kind: probability | class | regression")
+        return self
+
+    def roles_for(self, numeric: list[str], categorical: list[str]) -> Roles:
+        return Roles(
+            numeric=tuple(numeric),
+            categorical=tuple(categorical),
+            prediction=self.prediction,
+            prediction_kind=self.prediction_kind,
+            target=self.target,
+            latency=self.latency,
+        )
+
+    def reserved(self) -> set[str]:
+        """Columns with a role other than feature."""
+        names = {self.timestamp, self.id, self.prediction, self.target, self.latency, self.model_version, *self.exclude}
+        return {n for n in names if n}
+
+
+class TimeRange(_Strict):
+    start: datetime = Field(description="Inclusive start (ISO 8601; UTC when no offset is given).")
+    end: datetime = Field(description="Exclusive end.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if as_utc(self.start) >= as_utc(self.end):
+            raise ValueError("window.end must be after window.start")
+        return self
+
+
+class WindowReference(_Strict):
+    """A healthy period of the monitor's own source."""
+
+    window: TimeRange = Field(description="The period: {start: ..., end: ...}.")
+
+
+def _reference_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        if "window" in value:
+            return "window"
+        return "sql" if value.get("type") == "sql" else "file"
+    if isinstance(value, WindowReference):
+        return "window"
+    return "sql" if isinstance(value, SqlSourceSpec) else "file"
+
+
+ReferenceSpec = Annotated[
+    Union[
+        Annotated[WindowReference, Tag("window")],
+        Annotated[FileSourceSpec, Tag("file")],
+        Annotated[SqlSourceSpec, Tag("sql")],
+    ],
+    Discriminator(_reference_tag),
+]
+
+
+class ProfileSettings(_Strict):
+    """How windows are summarised."""
+
+    bins: int = Field(50, ge=2, le=1000, description="Fine quantile bins per numeric column, fixed by the reference.")
+    top_k: int = Field(50, ge=1, le=10_000, description="Categories kept by name per categorical column; rarer reference values are 'other'.")
+    segment_top_k: int = Field(10, ge=1, le=1000, description="Segment values checked separately (by reference volume); the rest form '<column>=__other__'.")
+    batch_rows: int = Field(200_000, ge=1000, description="Rows per batch read from the source (bounds memory).")
+
+
+class MonitorConfig(_Strict):
+    name: str = Field(description="Unique monitor name (letters, digits, . _ -).")
+    source: SourceSpec = Field(description="Where the inference log lives.")
+    columns: Columns = Field(description="What the log's columns mean.")
+    reference: ReferenceSpec = Field(description="A file/table of reference data, or {window: {start, end}} of this source.")
+    window: str = Field("1d", description="Window size: 15m, 1h, 6h, 1d, 7d...")
+    schedule: str | None = Field(None, description="Cron expression (UTC) for `driftline serve`, e.g. '15 0 * * *'.")
+    engine: Literal["pandas"] = Field("pandas", description="Profiling engine.")
+    checks: ChecksSettings = Field(default_factory=ChecksSettings, description="Which checks run, with their thresholds.")
+    kpis: list[KpiSpec] = Field(default_factory=list, description="Business KPIs: aggregations of a column with optional bounds.")
+    profile: ProfileSettings = Field(default_factory=ProfileSettings, description="How windows are summarised (bins, categories, segments, batch size).")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits, '.', '_' or '-' (at most 100), starting with a letter or digit")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a cron expression (minute hour day month weekday): {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _kpi_names_unique(self) -> MonitorConfig:
+        names = [k.name for k in self.kpis]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"kpis: names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def window_size(self) -> timedelta:
+        return parse_duration(self.window)
+
+    def fingerprint(self) -> str:
+        """A stable id of what this monitor computes (stored with every run)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ProjectConfig(_Strict):
+    store: str = Field("sqlite:///driftline.db", description="SQLAlchemy URL of the result store; relative SQLite paths are relative to the config file.")
+    monitors: list[MonitorConfig] = Field(min_length=1, description="The models to watch, one monitor each.")
+    dashboard_url: str | None = Field(None, description="Base URL of the dashboard, used for links in alerts.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ProjectConfig:
+        names = [m.name for m in self.monitors]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"monitor names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    def monitor(self, name: str) -> MonitorConfig:
+        for m in self.monitors:
+            if m.name == name:
+                return m
+        raise KeyError(f"no monitor named {name!r}; the config has: {', '.join(m.name for m in self.monitors)}")
+
+
+class Project:
+    """A loaded config file: the validated config and the folder its relative paths start from."""
+
+    def __init__(self, config: ProjectConfig, path: Path):
+        self.config = config
+        self.path = path
+        self.base_dir = path.parent
+
+    @property
+    def store_url(self) -> str:
+        url = self.config.store
+        # sqlite:///relative.db is relative to the config file, not to wherever the command runs.
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+            relative = url[len("sqlite:///") :]
+            return f"sqlite:///{(self.base_dir / relative).resolve()}"
+        return url
+
+    @property
+    def monitors(self) -> list[MonitorConfig]:
+        return self.config.monitors
+
+    def monitor(self, name: str) -> MonitorConfig:
+        return self.config.monitor(name)
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def _interpolate(node: Any, path: str, problems: list[str]) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string (values only, never keys)."""
+    if isinstance(node, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = os.environ.get(name)
+            if value is None:
+                if default is not None:
+                    return default
+                problems.append(f"{path}: environment variable {name} is not set; export {name}=... before running (or write ${{{name}:-default}})")
+                return ""
+            return value
+
+        return _ENV_REF.sub(substitute, node)
+    return node
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"function-after[_prediction_needs_kind()]"} or str(part).startswith(("function-", "tagged-union", "union")):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the key at ``loc`` (to suggest valid key names)."""
+    model: Any = ProjectConfig
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            if part in {"file", "sql"}:
+                model = FileSourceSpec if part == "file" else SqlSourceSpec
+            elif part == "window" and model is MonitorConfig:
+                model = WindowReference
+            continue
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None and part in {"source", "reference"}:
+            model = FileSourceSpec
+    return model
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error.get("loc", ()))
+    where = _key_path(loc)
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        model = _model_for(loc)
+        fields = getattr(model, "model_fields", {}) if model else {}
+        valid = sorted(f.alias or name for name, f in fields.items())
+        hint = difflib.get_close_matches(key, valid, n=1)
+        fix = f"did you mean '{hint[0]}'?" if hint else (f"valid keys here: {', '.join(valid)}" if valid else "remove it")
+        return f"{where}: unknown key '{key}'; {fix}"
+    if kind == "missing":
+        return f"{where}: required key is missing; add it"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    given = error.get("input")
+    shown = "" if isinstance(given, (dict, list)) or given is None else f" (got {given!r})"
+    return f"{where}: {message}{shown}"
+
+
+def parse_config(data: Any, path: Path | str = "<config>") -> ProjectConfig:
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise ConfigError(path, ["the file must be a YAML mapping with keys 'store' and 'monitors'"])
+    data = _interpolate(data, "", problems)
+    if problems:
+        raise ConfigError(path, problems)
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_config(path: str | Path) -> Project:
+    """Read and validate a config file; raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(path, [f"file not found (looked in {path.resolve().parent}); pass --config PATH"]) from None
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(path, [f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    return Project(parse_config(data, path), path.resolve())

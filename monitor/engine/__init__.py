@@ -1,0 +1,1 @@
+"""Engines turn batches of log rows into profiles. ``pandas`` is the default."""

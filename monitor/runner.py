@@ -1,0 +1,385 @@
+"""One run: read a window, profile it, compare it with the reference, store every result.
+
+A run never raises for bad data: rows it cannot use are counted and reported as data-quality
+results, a check that fails becomes an ``error`` result, and a run that cannot read its source at
+all is stored as ``failed`` with its error. Re-running a window replaces its results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Protocol, Sequence
+
+from sqlalchemy.orm import Session
+
+import pandas as pd
+
+import monitor
+from checks.evaluate import evaluate
+from checks.profiles import DatasetProfile, binning_from_dict, binning_to_dict
+from checks.results import ALL, MetricResult, Status
+from checks.roles import Roles
+from monitor.config import MonitorConfig, Project, WindowReference
+from monitor.engine.pandas_engine import (
+    ProfilePlan,
+    fit_binnings,
+    infer_features,
+    profile_batches,
+    top_segment_values,
+)
+from monitor.sources import ReadReport, SourceError, open_source
+from monitor.store import ReferenceRecord, RunRecord, Store, StoredProfile
+from monitor.windows import Window, windows_between
+
+log = logging.getLogger("driftline.runner")
+
+# Bump when the stored reference format or the way it is fitted changes: old references refit.
+REFERENCE_FORMAT = 1
+
+
+class ReferenceError(RuntimeError):
+    """The reference cannot be fitted (missing file, no rows, a feature it lacks)."""
+
+
+@dataclass(frozen=True)
+class FittedReference:
+    version: int
+    plan: ProfilePlan
+    profiles: dict[str, DatasetProfile]  # by segment; ALL always present
+    rows: int
+    warnings: tuple[str, ...] = ()
+
+    def profile_for(self, segment: str) -> DatasetProfile:
+        return self.profiles.get(segment, self.profiles[ALL])
+
+
+@dataclass
+class RunOutcome:
+    run: RunRecord
+    results: list[MetricResult] = field(default_factory=list)
+
+    @property
+    def breaches(self) -> list[MetricResult]:
+        return [r for r in self.results if r.status is Status.BREACH]
+
+    @property
+    def errors(self) -> list[MetricResult]:
+        return [r for r in self.results if r.status is Status.ERROR]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def reference_fingerprint(mon: MonitorConfig) -> str:
+    parts = {
+        "format": REFERENCE_FORMAT,
+        "reference": mon.reference.model_dump(mode="json"),
+        "source": mon.source.model_dump(mode="json") if isinstance(mon.reference, WindowReference) else None,
+        "columns": mon.columns.model_dump(mode="json"),
+        "profile": mon.profile.model_dump(mode="json", exclude={"batch_rows"}),
+        "kpis": [k.model_dump(mode="json") for k in mon.kpis],
+        "threshold": mon.checks.performance.threshold,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class RunHook(Protocol):
+    """Called inside the transaction that stores a run (e.g. to queue alert deliveries in an
+    outbox): whatever it writes commits or rolls back together with the results."""
+
+    def __call__(self, session: Session, mon: MonitorConfig, run: RunRecord, results: list[MetricResult]) -> None: ...
+
+
+class Runner:
+    """Runs a project's monitors against its store."""
+
+    def __init__(self, project: Project, store: Store, hooks: Sequence[RunHook] | None = None):
+        self.project = project
+        self.store = store
+        self.hooks: list[RunHook] = list(default_hooks(project) if hooks is None else hooks)
+        self._references: dict[tuple[str, str], FittedReference] = {}
+
+    # ------------------------------------------------------------------ the reference
+
+    def _reference_batches(self, mon: MonitorConfig, columns: list[str]) -> Callable[[], Iterator[pd.DataFrame]]:
+        ref = mon.reference
+        if isinstance(ref, WindowReference):
+            spec, window = mon.source, Window(ref.window.start, ref.window.end)
+        else:
+            spec, window = ref, None
+
+        def batches() -> Iterator[pd.DataFrame]:
+            source = open_source(spec, self.project.base_dir)
+            try:
+                if window is None:
+                    yield from _read_all(source, columns, mon)
+                else:
+                    yield from source.read(columns, timestamp=mon.columns.timestamp, window=window, batch_rows=mon.profile.batch_rows)
+            finally:
+                source.close()
+
+        return batches
+
+    def _reference_kinds(self, mon: MonitorConfig) -> dict[str, str]:
+        ref = mon.reference
+        spec = mon.source if isinstance(ref, WindowReference) else ref
+        source = open_source(spec, self.project.base_dir)
+        try:
+            return source.columns()
+        finally:
+            source.close()
+
+    def reference(self, mon: MonitorConfig, *, refit: bool = False) -> FittedReference:
+        """The monitor's fitted reference: from the store, or fitted now and stored."""
+        key = (mon.name, reference_fingerprint(mon))
+        if not refit and key in self._references:
+            return self._references[key]
+        record = None if refit else self.store.reference_for(*key)
+        fitted = _from_record(record, mon) if record is not None else self._fit(mon, key[1])
+        self._references[key] = fitted
+        return fitted
+
+    def _fit(self, mon: MonitorConfig, fingerprint: str) -> FittedReference:
+        cols = mon.columns
+        warnings: list[str] = []
+        try:
+            kinds = self._reference_kinds(mon)
+        except SourceError as exc:
+            raise ReferenceError(f"cannot read the reference: {exc}") from None
+        reserved = cols.reserved()
+        numeric, categorical = cols.numeric, cols.categorical
+        if numeric is None or categorical is None:
+            inferred_numeric, inferred_categorical = infer_features(kinds, reserved)
+            numeric = inferred_numeric if numeric is None else numeric
+            categorical = inferred_categorical if categorical is None else categorical
+        absent = [c for c in [*numeric, *categorical] if c not in kinds]
+        if absent:
+            raise ReferenceError(
+                f"the reference has no column {', '.join(repr(a) for a in absent)}; it has: {', '.join(sorted(kinds))}"
+            )
+        for role, name in (("prediction", cols.prediction), ("target", cols.target), ("latency", cols.latency)):
+            if name and name not in kinds:
+                warnings.append(f"the reference has no {role} column {name!r}: checks that compare it with the reference report no data")
+        kind = cols.prediction_kind
+        fit_numeric, fit_categorical = list(numeric), list(categorical)
+        if cols.prediction:
+            (fit_categorical if kind == "class" else fit_numeric).append(cols.prediction)
+        if cols.target:
+            (fit_numeric if kind == "regression" else fit_categorical).append(cols.target)
+        if cols.latency:
+            fit_numeric.append(cols.latency)
+        fit_numeric = list(dict.fromkeys(fit_numeric))
+        fit_categorical = list(dict.fromkeys(c for c in fit_categorical if c not in fit_numeric))
+        needed = list(dict.fromkeys([*fit_numeric, *fit_categorical, *cols.segments, *(k.column for k in mon.kpis)]))
+        batches = self._reference_batches(mon, [c for c in needed if c in kinds] + ([cols.timestamp] if cols.timestamp in kinds else []))
+        try:
+            binnings, rows = fit_binnings(batches(), fit_numeric, fit_categorical, bins=mon.profile.bins, top_k=mon.profile.top_k)
+            if rows == 0:
+                raise ReferenceError("the reference has no rows; point `reference` at training data or a healthy period")
+            segment_values = top_segment_values(batches(), list(cols.segments), mon.profile.segment_top_k) if cols.segments else {}
+            plan = ProfilePlan(
+                roles=cols.roles_for(list(numeric), list(categorical)),
+                binnings=binnings,
+                id_column=cols.id,
+                segment_values=segment_values,
+                kpis=tuple(mon.kpis),
+                decision_threshold=mon.checks.performance.threshold,
+            )
+            # Duplicate ids in training data are not a monitoring signal: profile without them.
+            profiles = profile_batches(batches(), replace(plan, id_column=None))
+        except SourceError as exc:
+            raise ReferenceError(f"cannot read the reference: {exc}") from None
+        for name, binning in binnings.items():
+            if getattr(binning, "bins", 2) == 1 and name in numeric:
+                warnings.append(f"reference column {name!r} is constant: any change of value is drift")
+        payload = {
+            "roles": {"numeric": list(numeric), "categorical": list(categorical)},
+            "binnings": {n: binning_to_dict(b) for n, b in binnings.items()},
+            "segment_values": {k: list(v) for k, v in segment_values.items()},
+            "profiles": {seg: p.to_dict() for seg, p in profiles.items()},
+            "warnings": warnings,
+        }
+        record = self.store.save_reference(mon.name, fingerprint, rows, payload)
+        for w in warnings:
+            log.warning("%s: %s", mon.name, w)
+        return FittedReference(record.version, plan, profiles, rows, tuple(warnings))
+
+    # ------------------------------------------------------------------------ a window
+
+    def run_window(self, mon: MonitorConfig, window: Window, *, trigger: str = "run") -> RunOutcome:
+        started = _now()
+        clock = time.perf_counter()
+        reference: FittedReference | None = None
+        try:
+            reference = self.reference(mon)
+            outcome = self._check(mon, window, reference, started, trigger)
+        except Exception as exc:  # the run itself failed: store it with its error
+            message = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, (SourceError, ReferenceError)):
+                log.error("%s %s failed:\n%s", mon.name, window, traceback.format_exc())
+            run = RunRecord(
+                monitor=mon.name,
+                window=window,
+                status="failed",
+                started_at=started,
+                finished_at=_now(),
+                error=message,
+                config_fingerprint=mon.fingerprint(),
+                reference_version=reference.version if reference else None,
+                driftline_version=monitor.__version__,
+                trigger=trigger,
+            )
+            # A failed run is a breach of its own, so alerting treats it like any other.
+            failure = [
+                MetricResult("pipeline", "", "run_failed", 1.0, Status.BREACH, threshold=0.0, details={"error": message})
+            ]
+            run = self._save(mon, run, failure, [])
+            return RunOutcome(run, failure)
+        log.info("%s %s: %s in %.2fs", mon.name, window, outcome.run.status, time.perf_counter() - clock)
+        return outcome
+
+    def _check(self, mon: MonitorConfig, window: Window, reference: FittedReference, started: datetime, trigger: str) -> RunOutcome:
+        plan = reference.plan
+        report = ReadReport()
+        source = open_source(mon.source, self.project.base_dir)
+        try:
+            batches = source.read(
+                plan.columns_to_read(mon.columns.timestamp),
+                timestamp=mon.columns.timestamp,
+                window=window,
+                batch_rows=mon.profile.batch_rows,
+                report=report,
+            )
+            profiles = profile_batches(batches, plan)
+        finally:
+            source.close()
+        # Columns that no file of the window had: one column_missing breach, not also a 100%
+        # missing share and a drift verdict on nothing.
+        absent = {
+            name for name in report.missing_columns
+            if (p := profiles[ALL].columns.get(name)) is None or p.count == 0
+        }
+        if absent:
+            profiles = {
+                segment: replace(profile, columns={k: v for k, v in profile.columns.items() if k not in absent})
+                for segment, profile in profiles.items()
+            }
+        overall = profiles[ALL].with_counters(
+            bad_timestamps=report.bad_timestamps,
+            missing_columns=tuple(sorted(absent)),
+        )
+        profiles[ALL] = overall
+        results: list[MetricResult] = []
+        for segment, profile in profiles.items():
+            baseline = reference.profile_for(segment)
+            if segment != ALL and baseline.rows == 0:
+                if profile.rows == 0:
+                    continue  # a segment neither the reference nor this window has: nothing to say
+                # Values the reference never had in this segment: compare with the whole reference.
+                baseline = reference.profiles[ALL]
+            results.extend(evaluate(baseline, profile, plan.roles, mon.checks, mon.kpis, segment=segment))
+        for warning in report.warnings:
+            log.warning("%s %s: %s", mon.name, window, warning)
+        status = "no_data" if overall.rows == 0 else ("breach" if any(r.status is Status.BREACH for r in results) else "ok")
+        bad = report.bad_timestamps + sum(
+            getattr(p, "invalid", 0) for p in overall.columns.values()
+        )
+        run = RunRecord(
+            monitor=mon.name,
+            window=window,
+            status=status,
+            started_at=started,
+            finished_at=_now(),
+            rows=overall.rows,
+            bad_rows=bad,
+            error=None,
+            config_fingerprint=mon.fingerprint(),
+            reference_version=reference.version,
+            driftline_version=monitor.__version__,
+            trigger=trigger,
+        )
+        stored = [
+            StoredProfile(segment, column, column_profile.to_dict())
+            for segment, profile in profiles.items()
+            for column, column_profile in profile.columns.items()
+        ]
+        run = self._save(mon, run, results, stored)
+        return RunOutcome(run, results)
+
+    def _save(self, mon: MonitorConfig, run: RunRecord, results: list[MetricResult], stored: list[StoredProfile]) -> RunRecord:
+        def also(session: Session, run_id: int) -> None:
+            saved = _with_id(run, run_id)
+            for hook in self.hooks:
+                hook(session, mon, saved, results)
+
+        return _with_id(run, self.store.save_run(run, results, stored, also=also if self.hooks else None))
+
+    # --------------------------------------------------------------------- many windows
+
+    def backfill(
+        self,
+        mon: MonitorConfig,
+        start: datetime,
+        end: datetime,
+        *,
+        force: bool = False,
+        trigger: str = "backfill",
+        progress: Callable[[Window, RunOutcome | None], None] | None = None,
+    ) -> list[RunOutcome]:
+        """Every complete window in ``[start, end)`` in order; done windows are skipped unless ``force``."""
+        windows = list(windows_between(start, end, mon.window_size))
+        done = set() if force else self.store.done_windows(mon.name, start, end)
+        outcomes: list[RunOutcome] = []
+        for window in windows:
+            if window in done:
+                if progress:
+                    progress(window, None)
+                continue
+            outcome = self.run_window(mon, window, trigger=trigger)
+            outcomes.append(outcome)
+            if progress:
+                progress(window, outcome)
+        return outcomes
+
+
+def _read_all(source: Any, columns: list[str], mon: MonitorConfig) -> Iterable[pd.DataFrame]:
+    """A reference file may lack the timestamp column (training data): read it without one."""
+    kinds = source.columns()
+    if mon.columns.timestamp in kinds:
+        yield from source.read(columns, timestamp=mon.columns.timestamp, window=None, batch_rows=mon.profile.batch_rows)
+    else:
+        yield from source.read_all(columns, batch_rows=mon.profile.batch_rows)
+
+
+def default_hooks(project: Project) -> list[RunHook]:
+    """The hooks a project's config asks for (alert outbox and the like)."""
+    return []
+
+
+def _with_id(run: RunRecord, run_id: int) -> RunRecord:
+    return replace(run, id=run_id)
+
+
+def _from_record(record: ReferenceRecord, mon: MonitorConfig) -> FittedReference:
+    payload = record.payload
+    cols = mon.columns
+    binnings = {n: binning_from_dict(b) for n, b in payload["binnings"].items()}
+    roles: Roles = cols.roles_for(payload["roles"]["numeric"], payload["roles"]["categorical"])
+    plan = ProfilePlan(
+        roles=roles,
+        binnings=binnings,
+        id_column=cols.id,
+        segment_values={k: tuple(v) for k, v in payload["segment_values"].items()},
+        kpis=tuple(mon.kpis),
+        decision_threshold=mon.checks.performance.threshold,
+    )
+    profiles = {seg: DatasetProfile.from_dict(p) for seg, p in payload["profiles"].items()}
+    return FittedReference(record.version, plan, profiles, record.rows, tuple(payload.get("warnings", ())))
