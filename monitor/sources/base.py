@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator, Literal, Protocol, Sequence, runtime_checkable
@@ -82,3 +83,34 @@ class Source(Protocol):
     def close(self) -> None:
         """Release connections; the source is not used afterwards."""
         ...
+
+
+class BatchSource(abc.ABC):
+    """``read`` and ``read_all`` of a concrete source, both served by its one ``_read``."""
+
+    def read(
+        self,
+        columns: Sequence[str],
+        *,
+        timestamp: str,
+        window: Window | None = None,
+        batch_rows: int = 100_000,
+        report: ReadReport | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        return self._read(columns, timestamp, window, batch_rows, report)
+
+    def read_all(
+        self, columns: Sequence[str], *, batch_rows: int = 100_000, report: ReadReport | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """Every row, with no timestamp: for reference data that has none (a training set)."""
+        return self._read(columns, None, None, batch_rows, report)
+
+    @abc.abstractmethod
+    def _read(
+        self,
+        columns: Sequence[str],
+        timestamp: str | None,
+        window: Window | None,
+        batch_rows: int,
+        report: ReadReport | None,
+    ) -> Iterator[pd.DataFrame]: ...

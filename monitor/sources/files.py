@@ -47,7 +47,7 @@ import pyarrow.json as pajson
 
 from monitor.sources._columns import ColumnTracker, kind_of_arrow, kind_of_series, majority_kind, wanted_columns
 from monitor.sources._timestamps import MICROS_PER_UNIT, TimestampParser, micros, window_mask
-from monitor.sources.base import ColumnKind, ReadReport, SourceError
+from monitor.sources.base import BatchSource, ColumnKind, ReadReport, SourceError
 from monitor.sources.partitions import latest_possible, may_overlap, parse_hive, partition_span, value_types
 from monitor.sources.specs import FileSourceSpec
 from monitor.windows import Window
@@ -610,7 +610,7 @@ class _JsonLines(_Format):
 _FORMATS: dict[str, type[_Format]] = {"parquet": _Parquet, "csv": _Csv, "jsonl": _JsonLines}
 
 
-class FileSource:
+class FileSource(BatchSource):
     """Parquet, CSV or JSON-lines logs; see the module docstring for how a window is read."""
 
     def __init__(self, spec: FileSourceSpec, base_dir: Path | None = None) -> None:
@@ -678,23 +678,6 @@ class FileSource:
         for key, python_type in value_types([file.partitions for file in files]).items():
             result.setdefault(key, "numeric" if python_type is int else "string")
         return result
-
-    def read(
-        self,
-        columns: Sequence[str],
-        *,
-        timestamp: str,
-        window: Window | None = None,
-        batch_rows: int = 100_000,
-        report: ReadReport | None = None,
-    ) -> Iterator[pd.DataFrame]:
-        return self._read(columns, timestamp, window, batch_rows, report)
-
-    def read_all(
-        self, columns: Sequence[str], *, batch_rows: int = 100_000, report: ReadReport | None = None
-    ) -> Iterator[pd.DataFrame]:
-        """Every row, with no timestamp: for reference data that has none (a training set)."""
-        return self._read(columns, None, None, batch_rows, report)
 
     def _read(
         self,

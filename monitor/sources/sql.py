@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from monitor.sources._columns import kind_of_series, wanted_columns
 from monitor.sources._timestamps import TimestampParser, epoch_bounds, window_mask
-from monitor.sources.base import ColumnKind, ReadReport, SourceError
+from monitor.sources.base import BatchSource, ColumnKind, ReadReport, SourceError
 from monitor.sources.specs import SqlSourceSpec
 from monitor.windows import Window
 
@@ -91,7 +91,7 @@ def _ceil_minute(moment: datetime) -> datetime:
     return floor if floor == moment else floor + timedelta(minutes=1)
 
 
-class SqlSource:
+class SqlSource(BatchSource):
     """A table or query in any database SQLAlchemy reaches; see the module docstring for windows."""
 
     def __init__(self, spec: SqlSourceSpec, base_dir: Path | None = None) -> None:
@@ -314,23 +314,6 @@ class SqlSource:
                 for name in unknown:
                     kinds[name] = kind_of_series(sample[name], detect_dates=True) if name in sample else None
         return {name: kind or "other" for name, kind in kinds.items()}
-
-    def read(
-        self,
-        columns: Sequence[str],
-        *,
-        timestamp: str,
-        window: Window | None = None,
-        batch_rows: int = 100_000,
-        report: ReadReport | None = None,
-    ) -> Iterator[pd.DataFrame]:
-        return self._read(columns, timestamp, window, batch_rows, report)
-
-    def read_all(
-        self, columns: Sequence[str], *, batch_rows: int = 100_000, report: ReadReport | None = None
-    ) -> Iterator[pd.DataFrame]:
-        """Every row, with no timestamp: for reference data that has none (a training set)."""
-        return self._read(columns, None, None, batch_rows, report)
 
     def _read(
         self,
