@@ -8,7 +8,9 @@ numpy arrays plus counts of what was wrong.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +62,16 @@ class ProfilePlan:
         if self.id_column:
             names.append(self.id_column)
         return list(dict.fromkeys(n for n in names if n))
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)), thread_name_prefix="driftline-profile")
+    return _POOL
 
 
 # ------------------------------------------------------------------------------ coercion
@@ -136,20 +148,23 @@ def _kpi_values(series: pd.Series) -> np.ndarray:
 
 def profile_frame(frame: pd.DataFrame, plan: ProfilePlan) -> DatasetProfile:
     """One segment of one batch."""
-    columns: dict[str, ColumnProfile] = {}
+    pending = {}
     for name, binning in plan.binnings.items():
         if name not in frame:
             # A file without the column: its rows are missing values of it. (A column absent
             # from the whole window is reported once, as column_missing, by the runner.)
             if name != plan.roles.target:
-                columns[name] = _column_profile(pd.Series([None] * len(frame), dtype=object), name, binning, plan)
+                series = pd.Series([None] * len(frame), dtype=object)
+                pending[name] = _pool().submit(_column_profile, series, name, binning, plan)
             continue
         series = frame[name]
         if name == plan.roles.target:
             # Labels arrive late: profile only labelled rows, so the target's distribution is not
             # diluted by rows whose label has not landed yet.
             series = series[series.notna()]
-        columns[name] = _column_profile(series, name, binning, plan)
+        # Columns are independent and numpy's binning releases the GIL: profile them in parallel.
+        pending[name] = _pool().submit(_column_profile, series, name, binning, plan)
+    columns: dict[str, ColumnProfile] = {name: future.result() for name, future in pending.items()}
     kpis = {k.name: kpi_profile(_kpi_values(frame[k.column]), k) for k in plan.kpis if k.column in frame}
     return DatasetProfile(rows=len(frame), columns=columns, performance=_performance(frame, plan), kpis=kpis)
 
