@@ -259,12 +259,11 @@ def fit_binnings(
     state = _FitState()
     for frame in batches:
         state.rows += len(frame)
-        for name in numeric:
-            if name in frame:
-                state.add_numeric(name, frame[name])
-        for name in categorical:
-            if name in frame:
-                state.add_categorical(name, frame[name])
+        # Each task touches its own column's entries of the state only.
+        tasks = [_pool().submit(state.add_numeric, name, frame[name]) for name in numeric if name in frame]
+        tasks += [_pool().submit(state.add_categorical, name, frame[name]) for name in categorical if name in frame]
+        for task in tasks:
+            task.result()
     binnings: dict[str, Binning] = {}
     for name in numeric:
         binnings[name] = numeric_binning(state, name, bins)
