@@ -105,6 +105,10 @@ def validate(config: ConfigOpt = Path("driftline.yaml")) -> None:
             f"features {features}, prediction {cols.prediction or '-'} ({cols.prediction_kind or '-'}), "
             f"{len(mon.kpis)} KPI(s)"
         )
+    from monitor.notify import config_warnings
+
+    for warning in config_warnings(project):
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
 def _redacted(url: str) -> str:
@@ -145,6 +149,9 @@ def run(
         outcome = runner.run_window(mon, window, trigger="run")
         failed |= outcome.run.status == "failed"
         typer.echo(_summary_line(outcome))
+    from monitor.cli_alerts import deliver_after_runs
+
+    deliver_after_runs(project, store)  # send what the runs queued
     store.dispose()
     if failed:
         raise typer.Exit(1)
@@ -194,6 +201,9 @@ def backfill(
                     bar.console.print(_summary_line(outcome), highlight=False, soft_wrap=True)
 
             runner.backfill(mon, begin, finish, force=force, progress=tick)
+    from monitor.cli_alerts import deliver_after_runs
+
+    deliver_after_runs(project, store)  # send what the runs queued
     store.dispose()
     typer.echo(
         f"{totals['ran']} window(s) checked, {totals['skipped']} already done (use --force to redo), "
@@ -275,6 +285,9 @@ def demo(
         stale.unlink()
     events = generate_demo(directory, days=days, rows_per_day=rows_per_day, seed=seed)
     typer.echo(f"demo written to {directory}/ ({days} days x ~{rows_per_day} rows); checking every window...")
+    from monitor.cli_alerts import finish_demo_receiver, start_demo_receiver
+
+    receiver = start_demo_receiver(port)  # the demo config's `local` channel posts alerts to it
     project = _load(directory / "driftline.yaml")
     store = _open_store(project)
     runner = Runner(project, store)
@@ -282,6 +295,7 @@ def demo(
     end = start + timedelta(days=events.days)
     for mon in project.monitors:
         runner.backfill(mon, start, end, trigger="demo")
+    finish_demo_receiver(project, store, receiver)
     typer.echo(breach_summary(store, [m.name for m in project.monitors]))
     typer.echo(
         "planted events: "
@@ -317,6 +331,9 @@ def breach_summary(store, monitors: list[str]) -> str:  # noqa: ANN001
             lines.append(f"  {check:17s} {column or '-':14s} {len(starts):3d} window(s) {span}  [{metrics}]")
     return "\n".join(lines)
 
+
+from monitor import cli_service  # noqa: E402,F401
+from monitor import cli_alerts  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -30,6 +30,7 @@ from pydantic import (
 
 from checks.kpis import KpiSpec
 from checks.roles import Roles
+from alerts.settings import AlertSettings, ChannelSpec, channel_problems
 from checks.settings import ChecksSettings
 from monitor.sources.specs import FileSourceSpec, SourceSpec, SqlSourceSpec
 from monitor.windows import as_utc, parse_duration
@@ -139,6 +140,22 @@ class ProfileSettings(_Strict):
     batch_rows: int = Field(200_000, ge=1000, description="Rows per batch read from the source (bounds memory).")
 
 
+class RetrySettings(_Strict):
+    """How `driftline serve` retries a window whose run failed (windows stay in order: later ones wait)."""
+
+    backoff: str = Field("30s", description="Wait before the first retry; doubled after each further failure.")
+    max_backoff: str = Field("30m", description="The longest wait between two attempts.")
+    max_attempts: int | None = Field(
+        None, ge=1, description="Give up on a window after this many failed runs: it stays stored as failed (its pipeline alert stands) and later windows go on. Default: retry until it succeeds."
+    )
+
+    @field_validator("backoff", "max_backoff")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class MonitorConfig(_Strict):
     name: str = Field(description="Unique monitor name (letters, digits, . _ -).")
     source: SourceSpec = Field(description="Where the inference log lives.")
@@ -146,10 +163,17 @@ class MonitorConfig(_Strict):
     reference: ReferenceSpec = Field(description="A file/table of reference data, or {window: {start, end}} of this source.")
     window: str = Field("1d", description="Window size: 15m, 1h, 6h, 1d, 7d...")
     schedule: str | None = Field(None, description="Cron expression (UTC) for `driftline serve`, e.g. '15 0 * * *'.")
+    every: str | None = Field(None, description="Instead of `schedule`: run `driftline serve`'s job at this fixed interval, aligned on the Unix epoch (UTC), e.g. 30s or 5m. With neither, the job runs as each window completes (plus `delay`).")
+    delay: str | None = Field(None, description="Late rows: a window counts as complete (and `serve` checks it) once `end + delay` has passed, e.g. 5m.")
+    backfill_from: datetime | None = Field(None, description="Where `serve` begins when the store has no scheduled run of this monitor yet: every window from this time on. Default: only the latest complete window.")
+    freshness: str | None = Field(None, description="Maximum age of the source's newest row, e.g. 2h: when it is older, the latest window's run records a `freshness/lag_seconds` breach (a no-data alert).")
+    label_lag: str | None = Field(None, description="How late labels arrive, e.g. 7d: `serve` re-checks each window once after `end + label_lag`, replacing its results.")
+    retry: RetrySettings = Field(default_factory=RetrySettings, description="How `serve` retries a failed run (backoff, attempts).")
     engine: Literal["pandas"] = Field("pandas", description="Profiling engine.")
     checks: ChecksSettings = Field(default_factory=ChecksSettings, description="Which checks run, with their thresholds.")
     kpis: list[KpiSpec] = Field(default_factory=list, description="Business KPIs: aggregations of a column with optional bounds.")
     profile: ProfileSettings = Field(default_factory=ProfileSettings, description="How windows are summarised (bins, categories, segments, batch size).")
+    alerts: AlertSettings | None = Field(None, description="When breaches become alerts and which channels they go to (routes, for_windows, repeat_interval, severity, retrain).")
 
     @field_validator("name")
     @classmethod
@@ -177,6 +201,19 @@ class MonitorConfig(_Strict):
             raise ValueError(f"{value!r} is not a cron expression (minute hour day month weekday): {exc}") from None
         return value
 
+    @field_validator("every", "delay", "freshness", "label_lag")
+    @classmethod
+    def _optional_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> MonitorConfig:
+        if self.schedule is not None and self.every is not None:
+            raise ValueError("give `schedule` (a cron expression) or `every` (an interval such as 30s), not both")
+        return self
+
     @model_validator(mode="after")
     def _kpi_names_unique(self) -> MonitorConfig:
         names = [k.name for k in self.kpis]
@@ -191,7 +228,9 @@ class MonitorConfig(_Strict):
 
     def fingerprint(self) -> str:
         """A stable id of what this monitor computes (stored with every run)."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
+        # Alert routing and scheduling change where results go and when, not what is computed.
+        how = {"alerts", "schedule", "every", "delay", "backfill_from", "retry"}
+        text = json.dumps(self.model_dump(mode="json", exclude=how), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -199,6 +238,11 @@ class ProjectConfig(_Strict):
     store: str = Field("sqlite:///driftline.db", description="SQLAlchemy URL of the result store; relative SQLite paths are relative to the config file.")
     monitors: list[MonitorConfig] = Field(min_length=1, description="The models to watch, one monitor each.")
     dashboard_url: str | None = Field(None, description="Base URL of the dashboard, used for links in alerts.")
+    channels: dict[str, ChannelSpec] = Field(
+        default_factory=dict,
+        description="Where alerts can go, by name: {type: slack | slack_webhook | webhook | databricks_job, ...}. "
+        "Secrets are named by environment variable (token_env, url_env, secret_env), read at send time.",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProjectConfig:
@@ -326,9 +370,21 @@ def parse_config(data: Any, path: Path | str = "<config>") -> ProjectConfig:
     if problems:
         raise ConfigError(path, problems)
     try:
-        return ProjectConfig.model_validate(data)
+        config = ProjectConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(path, [_describe(e) for e in exc.errors()]) from None
+    problems = _alert_problems(config)
+    if problems:
+        raise ConfigError(path, problems)
+    return config
+
+
+def _alert_problems(config: ProjectConfig) -> list[str]:
+    """Routes and retrain triggers must name channels of the right kind (see alerts.settings)."""
+    problems = [f"channels.{name}: use letters, digits, '.', '_' or '-' in channel names" for name in config.channels if not _NAME.match(name)]
+    for i, mon in enumerate(config.monitors):
+        problems += channel_problems(config.channels, mon.alerts, f"monitors[{i}]")
+    return problems
 
 
 def load_config(path: str | Path) -> Project:

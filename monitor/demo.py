@@ -152,6 +152,14 @@ _CONFIG = """\
 # employment nulls {surge_first} .. {surge_last}; latency regression and model {new_version} from {latency};
 # labels missing for the last {delay} days.
 store: sqlite:///driftline.db
+dashboard_url: "${{DRIFTLINE_DASHBOARD_URL:-http://localhost:8501}}"
+# Alerts go to a local webhook receiver that `driftline demo` starts (it sets the port and the
+# signing secret); see README "Alerts" for Slack, webhooks and Databricks retraining.
+channels:
+  local:
+    type: webhook
+    url: "http://127.0.0.1:${{DRIFTLINE_DEMO_RECEIVER_PORT:-8765}}/driftline"
+    secret_env: DRIFTLINE_DEMO_SECRET
 monitors:
   - name: credit-risk
     source: {{type: parquet, path: "logs"}}
@@ -173,6 +181,12 @@ monitors:
     kpis:
       - {{name: approval_rate, column: score, agg: share, where: "< 0.5", min: 0.6}}
       - {{name: mean_score, column: score, agg: mean, max: 0.5}}
+    alerts:
+      routes: [{{channel: local, segments: false}}]
+      for_windows: 1
+      resolve_windows: 2
+      repeat_interval: 1d
+      retrain: {{channel: local, sustained_windows: 3, cooldown: 7d, checks: [drift]}}
 """
 
 

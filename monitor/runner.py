@@ -361,7 +361,11 @@ def _read_all(source: Any, columns: list[str], mon: MonitorConfig) -> Iterable[p
 
 def default_hooks(project: Project) -> list[RunHook]:
     """The hooks a project's config asks for (alert outbox and the like)."""
-    return []
+    if not any(mon.alerts is not None for mon in project.monitors):
+        return []
+    from monitor.notify import AlertHook  # imported here: notify imports the store and the config
+
+    return [AlertHook(project)]
 
 
 def _with_id(run: RunRecord, run_id: int) -> RunRecord:

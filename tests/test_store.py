@@ -240,7 +240,7 @@ import sqlalchemy as sa
 from alembic import command, op
 
 revision = "9999"
-down_revision = "0001"
+down_revision = "{head}"
 
 
 def upgrade() -> None:
@@ -254,8 +254,9 @@ def test_a_sqlite_migration_that_rebuilds_runs_keeps_their_metrics(tmp_path: Any
     # cascade-delete every metric. migration_connection turns them off around the upgrade.
     versions = tmp_path / "versions"
     shutil.copytree(MIGRATIONS / "versions", versions, ignore=shutil.ignore_patterns("__pycache__"))
-    (versions / "9999_rebuild_runs.py").write_text(_REBUILD_RUNS)
     config = _alembic_config()
+    head = ScriptDirectory.from_config(config).get_current_head()  # build on the real head: no new branch
+    (versions / "9999_rebuild_runs.py").write_text(_REBUILD_RUNS.replace("{head}", head))
     config.set_main_option("version_locations", str(versions))
     with Store.open(f"sqlite:///{tmp_path / 'x.db'}") as store:
         store.save_run(make_run(), [make_metric()], [StoredProfile("*", "age", {})])

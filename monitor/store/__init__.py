@@ -12,6 +12,8 @@ True
 from monitor.store.engine import normalize_url
 from monitor.store.records import RUN_STATUSES, RUN_TRIGGERS, ReferenceRecord, RunRecord, StoredProfile
 from monitor.store.store import METRIC_COLUMNS, Store
+from monitor.store import alert_models  # noqa: E402,F401  (the alert tables belong to Base.metadata: alembic compares it whole)
+from monitor.store import service_models  # noqa: E402,F401  (the service's tables join Base.metadata)
 
 __all__ = [
     "METRIC_COLUMNS",

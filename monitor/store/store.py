@@ -102,7 +102,7 @@ class Store:
         config.set_main_option("script_location", str(MIGRATIONS))
         with _ALEMBIC_LOCK, migration_connection(self._engine) as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "heads")  # feature branches (alerts, service) may each add a head
+            command.upgrade(config, "heads")  # "heads": a feature branch not yet merged still migrates
 
     @contextmanager
     def session(self) -> Iterator[Session]:
