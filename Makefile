@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PORT ?= 8501
 
-.PHONY: demo test install dev docs clean
+.PHONY: demo dashboard test install dev docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ install: $(VENV)/.installed
 
 dev: $(VENV)/.installed-dev
 
+# Ends with the dashboard running on http://localhost:$(PORT)/ (Ctrl+C stops it).
 demo: install
 	$(VENV)/bin/driftline demo --dir $(DEMO_DIR) --port $(PORT)
+
+# The dashboard again on the demo's store, without regenerating it.
+dashboard: install
+	$(VENV)/bin/driftline dashboard --config $(DEMO_DIR)/driftline.yaml --port $(PORT)
 
 test: dev
 	$(PY) -m pytest

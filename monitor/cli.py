@@ -334,6 +334,7 @@ def breach_summary(store, monitors: list[str]) -> str:  # noqa: ANN001
 
 from monitor import cli_service  # noqa: E402,F401
 from monitor import cli_alerts  # noqa: E402,F401
+from monitor import cli_dashboard  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     app()

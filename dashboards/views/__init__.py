@@ -1,0 +1,1 @@
+"""The dashboard's pages: one file per page, run by ``st.navigation`` (each defines ``render()``)."""
