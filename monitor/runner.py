@@ -250,14 +250,18 @@ class Runner:
         plan = reference.plan
         report = ReadReport()
         source = open_source(mon.source, self.project.base_dir)
+        version_column = mon.columns.model_version
+        versions: dict[str, int] = {}
         try:
             batches = source.read(
-                plan.columns_to_read(mon.columns.timestamp),
+                plan.columns_to_read(mon.columns.timestamp) + ([version_column] if version_column else []),
                 timestamp=mon.columns.timestamp,
                 window=window,
                 batch_rows=mon.profile.batch_rows,
                 report=report,
             )
+            if version_column:
+                batches = _tally(batches, version_column, versions)
             profiles = profile_batches(batches, plan)
         finally:
             source.close()
@@ -286,6 +290,16 @@ class Runner:
                 # Values the reference never had in this segment: compare with the whole reference.
                 baseline = reference.profiles[ALL]
             results.extend(evaluate(baseline, profile, plan.roles, mon.checks, mon.kpis, segment=segment))
+        if version_column and versions:
+            # Which model served the window: shown in alerts and dashboards, and a version change
+            # is visible in the results' history.
+            ranked = dict(sorted(versions.items(), key=lambda kv: (-kv[1], kv[0]))[:20])
+            results.append(
+                MetricResult(
+                    "prediction", version_column, "model_version", float(len(versions)), Status.INFO,
+                    details={"model_version": next(iter(ranked)), "versions": ranked},
+                )
+            )
         for warning in report.warnings:
             log.warning("%s %s: %s", mon.name, window, warning)
         status = "no_data" if overall.rows == 0 else ("breach" if any(r.status is Status.BREACH for r in results) else "ok")
@@ -357,6 +371,15 @@ def _read_all(source: Any, columns: list[str], mon: MonitorConfig) -> Iterable[p
         yield from source.read(columns, timestamp=mon.columns.timestamp, window=None, batch_rows=mon.profile.batch_rows)
     else:
         yield from source.read_all(columns, batch_rows=mon.profile.batch_rows)
+
+
+def _tally(batches: Iterable[pd.DataFrame], column: str, counts: dict[str, int]) -> Iterator[pd.DataFrame]:
+    """Pass batches through, counting the values of ``column`` (e.g. the model version)."""
+    for frame in batches:
+        if column in frame:
+            for value, n in frame[column].astype("string").value_counts(dropna=True).items():
+                counts[str(value)] = counts.get(str(value), 0) + int(n)
+        yield frame
 
 
 def default_hooks(project: Project) -> list[RunHook]:

@@ -121,3 +121,13 @@ def test_cli_reports_a_bad_config_with_exit_code_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["validate", "-c", str(bad)])
     assert result.exit_code == 2
     assert "bad.yaml" in result.output and "sauce" in result.output
+
+
+def test_the_serving_model_version_is_recorded(demo) -> None:  # noqa: ANN001
+    _, events, store = demo
+    rows = store.metrics("credit-risk", check="prediction", metric="model_version", segment="*")
+    by_day = {t.date(): d["model_version"] for t, d in zip(rows["window_start"], rows["details"])}
+    assert len(by_day) == events.days
+    assert by_day[events.latency_start] != by_day[events.latency_start - timedelta(days=1)]
+    assert len({v for d, v in by_day.items() if d < events.latency_start}) == 1
+    assert (rows["status"] == "info").all() and (rows["value"] == 1).all()
