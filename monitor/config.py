@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import re
+import types
+import typing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -309,47 +311,77 @@ def _interpolate(node: Any, path: str, problems: list[str]) -> Any:
     return node
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"function-after[_prediction_needs_kind()]"} or str(part).startswith(("function-", "tagged-union", "union")):
-            continue
+def _strip(annotation: Any) -> Any:
+    """``X`` of ``Annotated[X, ...]`` and of ``X | None``."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
         else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
+            return annotation
 
 
-def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that owns the key at ``loc`` (to suggest valid key names)."""
-    model: Any = ProjectConfig
-    for part in loc[:-1]:
-        if isinstance(part, int) or model is None:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    found, stack = [], [annotation]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            found.append(item)
+        else:
+            stack.extend(typing.get_args(item))
+    return found
+
+
+def _member_for_tag(members: list[type[BaseModel]], tag: Any) -> type[BaseModel] | None:
+    """The member of a discriminated union that pydantic's error location names by ``tag``:
+    the value of its ``type`` literal, or the ``Tag`` of ``ReferenceSpec`` (window, file, sql)."""
+    for model in members:
+        kind = model.model_fields.get("type")
+        if kind is not None and tag in typing.get_args(_strip(kind.annotation)):
+            return model
+    return next((m for m in members if m.__name__.lower().startswith(str(tag))), None)
+
+
+def _locate(loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
+    """The key path a user wrote for a pydantic error location, and the model that owns its last
+    key. Pydantic puts the tag of a discriminated union into locations (``source.parquet.path``);
+    users never wrote it, so the walk follows the config's types and drops it."""
+    path, owner = "", None
+    node: Any = ProjectConfig
+    for part in loc:
+        node = _strip(node)
+        origin = typing.get_origin(node)
+        if origin in (list, tuple) and isinstance(part, int):
+            path += f"[{part}]"
+            node = typing.get_args(node)[0]
             continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            if part in {"file", "sql"}:
-                model = FileSourceSpec if part == "file" else SqlSourceSpec
-            elif part == "window" and model is MonitorConfig:
-                model = WindowReference
+        if origin is dict:
+            path += f".{part}"
+            node = typing.get_args(node)[1]
             continue
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if model is None and part in {"source", "reference"}:
-            model = FileSourceSpec
-    return model
+        members = _models_in(node)
+        if len(members) > 1 and (chosen := _member_for_tag(members, part)) is not None:
+            node = chosen  # the union's tag: not a key of the file
+            continue
+        owner = members[0] if members else None
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        fields = {f.alias or n: f for n, f in owner.model_fields.items()} if owner else {}
+        node = fields[part].annotation if part in fields else None
+    return path.lstrip(".") or "(top level)", owner
 
 
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error.get("loc", ()))
-    where = _key_path(loc)
+    where, model = _locate(loc)
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
-        model = _model_for(loc)
-        fields = getattr(model, "model_fields", {}) if model else {}
+        fields = model.model_fields if model else {}
         valid = sorted(f.alias or name for name, f in fields.items())
         hint = difflib.get_close_matches(key, valid, n=1)
         fix = f"did you mean '{hint[0]}'?" if hint else (f"valid keys here: {', '.join(valid)}" if valid else "remove it")

@@ -74,7 +74,7 @@ def test_alerts_are_optional_and_do_not_change_the_fingerprint() -> None:
         ({"type": "webhook", "url": "https://x.example/h", "secret_env": "S", "headers": {"Authorization": "Bearer x"}}, "Authorization is a credential"),
         ({"type": "webhook", "url": "ftp://x.example/h", "secret_env": "S"}, "must be an http(s) URL"),
         ({"type": "teams", "url": "https://x"}, "channels.bad"),
-        ({"type": "webhook", "url": "https://x.example/h", "secret_env": "S", "retries": 3}, "channels.bad.webhook.retries: unknown key"),
+        ({"type": "webhook", "url": "https://x.example/h", "secret_env": "S", "retries": 3}, "channels.bad.retries: unknown key"),
     ],
 )
 def test_bad_channels_say_what_to_write(channel: dict[str, Any], expected: str) -> None:

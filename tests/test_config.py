@@ -168,3 +168,33 @@ def test_fingerprint_changes_with_what_is_computed(tmp_path: Path) -> None:
     b = load_config(write(tmp_path, EXAMPLE.replace("p95_max_ms: 250", "p95_max_ms: 300"), "b.yaml")).monitor("credit-risk").fingerprint()
     c = load_config(write(tmp_path, EXAMPLE, "c.yaml")).monitor("credit-risk").fingerprint()
     assert a != b and a == c
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # pydantic puts a discriminated union's tag into error locations; users never wrote it
+        ('path: "logs/*.parquet"}', 'pth: "logs/*.parquet"}', "monitors[0].source.pth: unknown key 'pth'; did you mean 'path'?"),
+        (
+            "reference: {type: parquet, path: reference.parquet}",
+            "reference: {type: sql, url: 'sqlite:///r.db', table: t, shema: x}",
+            "monitors[0].reference.shema: unknown key 'shema'; did you mean 'schema'?",
+        ),
+        (
+            "reference: {type: parquet, path: reference.parquet}",
+            "reference: {window: {start: 2026-09-15, end: 2026-09-01}}",
+            "monitors[0].reference.window: window.end must be after window.start",
+        ),
+        ("min: 0.2}]", "mn: 0.2}]", "monitors[0].kpis[0].mn: unknown key 'mn'; did you mean 'min'?"),
+    ],
+)
+def test_error_paths_are_the_keys_the_user_wrote(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    assert old in EXAMPLE
+    assert expected in problems(tmp_path, EXAMPLE.replace(old, new))
+
+
+def test_error_path_inside_a_named_channel(tmp_path: Path) -> None:
+    text = EXAMPLE + "channels:\n  hook: {type: webhook, url: 'http://127.0.0.1:9/x', secret_envv: S}\n"
+    message = problems(tmp_path, text)
+    assert "channels.hook.secret_envv: unknown key 'secret_envv'; did you mean 'secret_env'?" in message
+    assert ".webhook." not in message
