@@ -218,15 +218,18 @@ def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
 
 
 def _standard_error(name: str, perf: Performance, value: float) -> float | None:
-    if isinstance(perf, BinaryPerformance) and name == "roc_auc":
-        n_pos, n_neg = int(perf.positive_hist.sum()), int(perf.negative_hist.sum())
-        return auc_standard_error(value, n_pos, n_neg) if n_pos and n_neg else None
-    if name in ("accuracy", "precision", "recall") and 0.0 <= value <= 1.0:
-        n = {"accuracy": getattr(perf, "n", 0), "precision": getattr(perf, "tp", 0) + getattr(perf, "fp", 0), "recall": getattr(perf, "tp", 0) + getattr(perf, "fn", 0)}[name]
-        if isinstance(perf, ClassPerformance):
-            n = perf.n
-        return math.sqrt(value * (1 - value) / n) if n else None
-    return None
+    """Hanley-McNeil for ROC AUC; binomial for a share of known size (accuracy, and for binary
+    models precision and recall). Macro averages of class models have none here."""
+    if isinstance(perf, BinaryPerformance):
+        if name == "roc_auc":
+            n_pos, n_neg = int(perf.positive_hist.sum()), int(perf.negative_hist.sum())
+            return auc_standard_error(value, n_pos, n_neg) if n_pos and n_neg else None
+        n = {"accuracy": perf.n, "precision": perf.tp + perf.fp, "recall": perf.tp + perf.fn}.get(name, 0)
+    elif isinstance(perf, ClassPerformance) and name == "accuracy":
+        n = perf.n
+    else:
+        return None
+    return math.sqrt(value * (1 - value) / n) if n and 0.0 <= value <= 1.0 else None
 
 
 def change_p_value(name: str, perf: Performance, ref_perf: Performance | None, value: float, reference_value: float | None) -> float | None:

@@ -237,16 +237,19 @@ def results(
     project = _load(config)
     store = _open_store(project)
     names = [m.name for m in _selected(project, monitors)]
+    # Filters go to the store's SQL (one query per monitor, check and status asked for), so an
+    # export of one check never loads a monitor's whole history.
+    begin, finish = _time(since, "--since"), _time(until, "--until")
     frames = [
-        store.metrics(name, column=column, segment=segment, start=_time(since, "--since"), end=_time(until, "--until"))
+        store.metrics(name, check=c, column=column, segment=segment, status=st, start=begin, end=finish)
         for name in names
+        for c in (check or [None])
+        for st in (status or [None])
     ]
     store.dispose()
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
-    if check:
-        frame = frame[frame["check"].isin(check)]
-    if status:
-        frame = frame[frame["status"].isin(status)]
+    if len(frames) > 1 and not frame.empty:
+        frame = frame.sort_values(["monitor", "window_start", "check", "column", "metric", "segment"], kind="stable")
     frame = frame.reindex(columns=RESULT_COLUMNS)
     for col in ("window_start", "window_end"):
         frame[col] = frame[col].map(lambda t: t.isoformat() if hasattr(t, "isoformat") else t)

@@ -55,6 +55,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _unique(what: str, names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique, repeated: {', '.join(repeated)}")
+
+
 class Columns(_Strict):
     """What the columns of the inference log mean."""
 
@@ -218,10 +224,7 @@ class MonitorConfig(_Strict):
 
     @model_validator(mode="after")
     def _kpi_names_unique(self) -> MonitorConfig:
-        names = [k.name for k in self.kpis]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"kpis: names must be unique, repeated: {', '.join(dupes)}")
+        _unique("kpis: names", [k.name for k in self.kpis])
         return self
 
     @property
@@ -248,10 +251,7 @@ class ProjectConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProjectConfig:
-        names = [m.name for m in self.monitors]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"monitor names must be unique, repeated: {', '.join(dupes)}")
+        _unique("monitor names", [m.name for m in self.monitors])
         return self
 
     def monitor(self, name: str) -> MonitorConfig:

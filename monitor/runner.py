@@ -44,7 +44,7 @@ log = logging.getLogger("driftline.runner")
 REFERENCE_FORMAT = 1
 
 
-class ReferenceError(RuntimeError):
+class ReferenceFitError(RuntimeError):
     """The reference cannot be fitted (missing file, no rows, a feature it lacks)."""
 
 
@@ -153,7 +153,7 @@ class Runner:
         try:
             kinds = self._reference_kinds(mon)
         except SourceError as exc:
-            raise ReferenceError(f"cannot read the reference: {exc}") from None
+            raise ReferenceFitError(f"cannot read the reference: {exc}") from None
         reserved = cols.reserved()
         numeric, categorical = cols.numeric, cols.categorical
         if numeric is None or categorical is None:
@@ -162,7 +162,7 @@ class Runner:
             categorical = inferred_categorical if categorical is None else categorical
         absent = [c for c in [*numeric, *categorical] if c not in kinds]
         if absent:
-            raise ReferenceError(
+            raise ReferenceFitError(
                 f"the reference has no column {', '.join(repr(a) for a in absent)}; it has: {', '.join(sorted(kinds))}"
             )
         for role, name in (("prediction", cols.prediction), ("target", cols.target), ("latency", cols.latency)):
@@ -183,7 +183,7 @@ class Runner:
         try:
             binnings, rows = fit_binnings(batches(), fit_numeric, fit_categorical, bins=mon.profile.bins, top_k=mon.profile.top_k)
             if rows == 0:
-                raise ReferenceError("the reference has no rows; point `reference` at training data or a healthy period")
+                raise ReferenceFitError("the reference has no rows; point `reference` at training data or a healthy period")
             segment_values = top_segment_values(batches(), list(cols.segments), mon.profile.segment_top_k) if cols.segments else {}
             plan = ProfilePlan(
                 roles=cols.roles_for(list(numeric), list(categorical)),
@@ -196,7 +196,7 @@ class Runner:
             # Duplicate ids in training data are not a monitoring signal: profile without them.
             profiles = profile_batches(batches(), replace(plan, id_column=None))
         except SourceError as exc:
-            raise ReferenceError(f"cannot read the reference: {exc}") from None
+            raise ReferenceFitError(f"cannot read the reference: {exc}") from None
         for name, binning in binnings.items():
             if getattr(binning, "bins", 2) == 1 and name in numeric:
                 warnings.append(f"reference column {name!r} is constant: any change of value is drift")
@@ -223,7 +223,7 @@ class Runner:
             outcome = self._check(mon, window, reference, started, trigger)
         except Exception as exc:  # the run itself failed: store it with its error
             message = f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, (SourceError, ReferenceError)):
+            if not isinstance(exc, (SourceError, ReferenceFitError)):
                 log.error("%s %s failed:\n%s", mon.name, window, traceback.format_exc())
             run = RunRecord(
                 monitor=mon.name,

@@ -131,3 +131,17 @@ def test_the_serving_model_version_is_recorded(demo) -> None:  # noqa: ANN001
     assert by_day[events.latency_start] != by_day[events.latency_start - timedelta(days=1)]
     assert len({v for d, v in by_day.items() if d < events.latency_start}) == 1
     assert (rows["status"] == "info").all() and (rows["value"] == 1).all()
+
+
+def test_results_export_with_several_checks_and_statuses(demo, tmp_path: Path) -> None:  # noqa: ANN001
+    folder, _, store = demo
+    out = tmp_path / "r.csv"
+    args = ["results", "-c", str(folder / "driftline.yaml"), "--check", "latency", "--check", "quality",
+            "--status", "breach", "--status", "ok", "--segment", "*", "-o", str(out)]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    frame = pd.read_csv(out)
+    assert set(frame["check"]) == {"latency", "quality"} and set(frame["status"]) == {"breach", "ok"}
+    expected = store.metrics("credit-risk", segment="*")
+    expected = expected[expected["check"].isin(["latency", "quality"]) & expected["status"].isin(["breach", "ok"])]
+    assert len(frame) == len(expected)
+    assert list(frame["window_start"]) == sorted(frame["window_start"])  # in window order, as one query gives
