@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
+from checks import rank_tests
 from checks.profiles import CategoricalProfile, ColumnProfile, NumericProfile
 from checks.results import Direction
 
@@ -77,6 +78,21 @@ Compute = Callable[[ColumnProfile, ColumnProfile, "DriftSettings"], DriftScore]
 
 
 @dataclass(frozen=True)
+class Geometry:
+    """What a bucket statistic needs besides the counts: where each numeric bucket's mass sits
+    (:func:`positions`) and the reference's spread (population std) to measure distances in."""
+
+    positions: np.ndarray | None = None
+    scale: float | None = None
+
+
+Batch = Callable[[np.ndarray, np.ndarray, Geometry], np.ndarray]
+"""A statistic over many pairs of count vectors at once: ``(reference, current, geometry)`` with
+``reference`` of shape ``(k,)`` or ``(B, k)`` and ``current`` of shape ``(B, k)`` -> ``(B,)``.
+The calibration draws thousands of windows from the reference's null and scores them in one call."""
+
+
+@dataclass(frozen=True)
 class DriftMethod:
     """A registered method.
 
@@ -93,6 +109,14 @@ class DriftMethod:
     symmetric: bool
     is_test: bool
     description: str
+    batch: Batch | None = None
+    coarse: bool = False
+    min_effect: float | None = None
+
+    @property
+    def calibratable(self) -> bool:
+        """Effect sizes with a vectorised statistic get thresholds from their null distribution."""
+        return self.batch is not None and not self.is_test
 
     @property
     def direction(self) -> Direction:
@@ -133,6 +157,9 @@ def register(
     symmetric: bool,
     is_test: bool = False,
     description: str,
+    batch: Batch | None = None,
+    coarse: bool = False,
+    min_effect: float | None = None,
 ) -> DriftMethod:
     """Add a method to :data:`REGISTRY` (checked here, so a bad registration fails at import)."""
     if name in REGISTRY:
@@ -142,8 +169,14 @@ def register(
         raise ValueError(f"drift method {name!r}: kinds must be a non-empty subset of {sorted(KINDS)}")
     if not description.strip():
         raise ValueError(f"drift method {name!r} needs a description")
-    method = DriftMethod(name, kinds, compute, default_threshold, lower_limit, upper_limit, symmetric, is_test, description)
+    if batch is not None and not is_test and min_effect is None:
+        raise ValueError(f"drift method {name!r}: an effect size with a null distribution needs a min_effect")
+    method = DriftMethod(
+        name, kinds, compute, default_threshold, lower_limit, upper_limit, symmetric, is_test, description, batch, coarse, min_effect
+    )
     method.check_threshold(default_threshold)
+    if min_effect is not None:
+        method.check_threshold(min_effect)
     REGISTRY[name] = method
     return method
 
@@ -252,11 +285,6 @@ def buckets(reference: ColumnProfile, current: ColumnProfile, bins: int | None =
     return Buckets(coarse(ref), coarse(cur), group_low, group_high)
 
 
-def _smoothed(shares: np.ndarray) -> np.ndarray:
-    out = np.where(shares > 0, shares, EPSILON)
-    return out / out.sum()
-
-
 def _sizes(b: Buckets) -> dict[str, Any]:
     return {"n_reference": b.n_reference, "n_current": b.n_current, "buckets": int(((b.reference > 0) | (b.current > 0)).sum())}
 
@@ -326,14 +354,96 @@ register(
 )
 
 
-def psi(reference: ColumnProfile, current: ColumnProfile, settings: DriftSettings) -> DriftScore:
+def _rows(counts: np.ndarray) -> np.ndarray:
+    """Counts -> shares per row, as a float ``(B, k)`` array (a ``(k,)`` vector becomes one row)."""
+    counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    total = counts.sum(axis=1, keepdims=True)
+    return counts / np.where(total > 0, total, 1.0)
+
+
+def _smoothed_rows(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shares with :data:`EPSILON` in buckets empty on one side only, renormalised; buckets
+    empty on both sides stay out (weight 0), as if dropped."""
+    r, c = _rows(reference), _rows(current)
+    r, c = np.broadcast_arrays(r, c)
+    keep = (r > 0) | (c > 0)
+
+    def smooth(s: np.ndarray) -> np.ndarray:
+        out = np.where(keep & (s <= 0), EPSILON, s)
+        return out / out.sum(axis=1, keepdims=True)
+
+    return smooth(r), smooth(c)
+
+
+def _xlogy_ratio(p: np.ndarray, q: np.ndarray, log: Callable[[np.ndarray], np.ndarray] = np.log) -> np.ndarray:
+    """``p * log(p / q)`` with 0 where ``p`` is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * log(np.where(p > 0, p, 1.0) / np.where(q > 0, q, 1.0)), 0.0)
+
+
+def psi_batch(reference: np.ndarray, current: np.ndarray, geometry: Geometry) -> np.ndarray:
+    r, c = _smoothed_rows(reference, current)
+    return np.sum(_xlogy_ratio(c, r) + _xlogy_ratio(r, c), axis=1)
+
+
+def jensen_shannon_batch(reference: np.ndarray, current: np.ndarray, geometry: Geometry) -> np.ndarray:
+    r, c = np.broadcast_arrays(_rows(reference), _rows(current))
+    mid = (r + c) / 2.0
+    divergence = 0.5 * _xlogy_ratio(r, mid, np.log2).sum(axis=1) + 0.5 * _xlogy_ratio(c, mid, np.log2).sum(axis=1)
+    return np.minimum(1.0, np.sqrt(np.maximum(divergence, 0.0)))
+
+
+def hellinger_batch(reference: np.ndarray, current: np.ndarray, geometry: Geometry) -> np.ndarray:
+    r, c = _rows(reference), _rows(current)
+    return np.minimum(1.0, np.sqrt(np.sum((np.sqrt(r) - np.sqrt(c)) ** 2, axis=1) / 2.0))
+
+
+def kl_divergence_batch(reference: np.ndarray, current: np.ndarray, geometry: Geometry) -> np.ndarray:
+    r, c = _smoothed_rows(reference, current)
+    return np.maximum(0.0, np.sum(_xlogy_ratio(c, r), axis=1))
+
+
+def total_variation_batch(reference: np.ndarray, current: np.ndarray, geometry: Geometry) -> np.ndarray:
+    return np.minimum(1.0, np.abs(_rows(reference) - _rows(current)).sum(axis=1) / 2.0)
+
+
+def wasserstein_batch(reference: np.ndarray, current: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """W1 between fine buckets whose mass sits at ``geometry.positions``, in units of
+    ``geometry.scale``; a scale of 0 (constant reference) gives the total variation instead."""
+    if not geometry.scale:
+        return total_variation_batch(reference, current, geometry)
+    assert geometry.positions is not None
+    r, c = _rows(reference), _rows(current)
+    gaps = np.abs(np.cumsum(r, axis=1)[:, :-1] - np.cumsum(c, axis=1)[:, :-1])
+    return gaps @ np.diff(geometry.positions) / geometry.scale
+
+
+def geometry(reference: ColumnProfile, b: Buckets) -> Geometry:
+    """Positions and scale of a numeric pair's fine buckets (none for categorical or coarse)."""
+    if not isinstance(reference, NumericProfile) or b.low is None:
+        return Geometry()
+    scale = 0.0 if reference.max - reference.min <= 0 else math.sqrt(reference.m2 / reference.count)
+    return Geometry(positions(reference, b), scale)
+
+
+def _bucket_method(name: str, batch: Batch, coarse: bool, doc: str) -> Compute:
+    def compute(reference: ColumnProfile, current: ColumnProfile, settings: DriftSettings) -> DriftScore:
+        b = buckets(reference, current, settings.bins if coarse else None)
+        value = float(batch(b.reference, b.current[None, :], geometry(reference, b) if not coarse else Geometry())[0])
+        return DriftScore(value, None, _sizes(b))
+
+    compute.__name__ = name
+    compute.__doc__ = doc
+    return compute
+
+
+psi = _bucket_method(
+    "psi",
+    psi_batch,
+    True,
     """Population stability index ``sum((c - r) * ln(c / r))`` over coarsened bins, empty shares
-    replaced by :data:`EPSILON` and renormalised."""
-    b = buckets(reference, current, settings.bins)
-    r, c = (_smoothed(s) for s in b.shares())
-    return DriftScore(float(np.sum((c - r) * np.log(c / r))), None, _sizes(b))
-
-
+    replaced by :data:`EPSILON` and renormalised.""",
+)
 register(
     "psi",
     kinds={NUMERIC, CATEGORICAL},
@@ -343,24 +453,18 @@ register(
     upper_limit=math.inf,
     symmetric=True,
     description="Population stability index (natural log) on categories or coarsened bins of equal reference mass.",
+    batch=psi_batch,
+    coarse=True,
+    min_effect=0.1,
 )
 
-
-def jensen_shannon(reference: ColumnProfile, current: ColumnProfile, settings: DriftSettings) -> DriftScore:
+jensen_shannon = _bucket_method(
+    "jensen_shannon",
+    jensen_shannon_batch,
+    True,
     """Jensen-Shannon *distance* (square root of the divergence), base 2, so it lies in [0, 1];
-    no smoothing is needed since the mixture has mass wherever either side has."""
-    b = buckets(reference, current, settings.bins)
-    r, c = b.shares()
-    mid = (r + c) / 2.0
-
-    def kl(p: np.ndarray) -> float:
-        nz = p > 0
-        return float(np.sum(p[nz] * np.log2(p[nz] / mid[nz])))
-
-    divergence = max(0.0, 0.5 * kl(r) + 0.5 * kl(c))
-    return DriftScore(min(1.0, math.sqrt(divergence)), None, _sizes(b))
-
-
+    no smoothing is needed since the mixture has mass wherever either side has.""",
+)
 register(
     "jensen_shannon",
     kinds={NUMERIC, CATEGORICAL},
@@ -370,16 +474,14 @@ register(
     upper_limit=1.0,
     symmetric=True,
     description="Jensen-Shannon distance (base 2, in [0, 1]) on categories or coarsened bins.",
+    batch=jensen_shannon_batch,
+    coarse=True,
+    min_effect=0.1,
 )
 
-
-def hellinger(reference: ColumnProfile, current: ColumnProfile, settings: DriftSettings) -> DriftScore:
-    """Hellinger distance ``sqrt(sum((sqrt(r) - sqrt(c))**2) / 2)``, in [0, 1]."""
-    b = buckets(reference, current, settings.bins)
-    r, c = b.shares()
-    return DriftScore(min(1.0, float(np.sqrt(np.sum((np.sqrt(r) - np.sqrt(c)) ** 2) / 2.0))), None, _sizes(b))
-
-
+hellinger = _bucket_method(
+    "hellinger", hellinger_batch, True, """Hellinger distance ``sqrt(sum((sqrt(r) - sqrt(c))**2) / 2)``, in [0, 1]."""
+)
 register(
     "hellinger",
     kinds={NUMERIC, CATEGORICAL},
@@ -389,18 +491,19 @@ register(
     upper_limit=1.0,
     symmetric=True,
     description="Hellinger distance (in [0, 1]) on categories or coarsened bins.",
+    batch=hellinger_batch,
+    coarse=True,
+    min_effect=0.1,
 )
 
-
-def kl_divergence(reference: ColumnProfile, current: ColumnProfile, settings: DriftSettings) -> DriftScore:
+kl_divergence = _bucket_method(
+    "kl_divergence",
+    kl_divergence_batch,
+    True,
     """Kullback-Leibler divergence of the window from the reference, ``sum(c * ln(c / r))``
     (nats): how badly the reference explains what now arrives, so new values weigh heavily.
-    Empty shares replaced by :data:`EPSILON` and renormalised (``scipy.stats.entropy(c, r)``)."""
-    b = buckets(reference, current, settings.bins)
-    r, c = (_smoothed(s) for s in b.shares())
-    return DriftScore(max(0.0, float(np.sum(c * np.log(c / r)))), None, _sizes(b))
-
-
+    Empty shares replaced by :data:`EPSILON` and renormalised (``scipy.stats.entropy(c, r)``).""",
+)
 register(
     "kl_divergence",
     kinds={NUMERIC, CATEGORICAL},
@@ -410,16 +513,17 @@ register(
     upper_limit=math.inf,
     symmetric=False,
     description="Kullback-Leibler divergence KL(window || reference) in nats on categories or coarsened bins.",
+    batch=kl_divergence_batch,
+    coarse=True,
+    min_effect=0.05,
 )
 
-
-def total_variation(reference: ColumnProfile, current: ColumnProfile, settings: DriftSettings) -> DriftScore:
-    """Total variation distance ``sum(|r - c|) / 2``: the share of mass that has moved."""
-    b = buckets(reference, current, settings.bins)
-    r, c = b.shares()
-    return DriftScore(min(1.0, float(np.abs(r - c).sum() / 2.0)), None, _sizes(b))
-
-
+total_variation = _bucket_method(
+    "total_variation",
+    total_variation_batch,
+    True,
+    """Total variation distance ``sum(|r - c|) / 2``: the share of mass that has moved.""",
+)
 register(
     "total_variation",
     kinds={NUMERIC, CATEGORICAL},
@@ -429,6 +533,9 @@ register(
     upper_limit=1.0,
     symmetric=True,
     description="Total variation distance (share of mass that moved, in [0, 1]) on categories or coarsened bins.",
+    batch=total_variation_batch,
+    coarse=True,
+    min_effect=0.05,
 )
 
 
@@ -478,15 +585,12 @@ def wasserstein(reference: ColumnProfile, current: ColumnProfile, settings: Drif
     """
     assert isinstance(reference, NumericProfile)
     b = buckets(reference, current)
-    n, m = b.n_reference, b.n_current
-    gaps = np.abs(np.cumsum(b.reference)[:-1] / n - np.cumsum(b.current)[:-1] / m)
-    w1 = float(np.sum(gaps * np.diff(positions(reference, b))))
-    details = {**_sizes(b), "w1": w1}
-    if reference.max - reference.min <= 0:
-        r, c = b.shares()
-        return DriftScore(float(np.abs(r - c).sum() / 2.0), None, {**details, "normalisation": "constant_reference", "scale": 0.0})
-    scale = math.sqrt(reference.m2 / reference.count)
-    return DriftScore(w1 / scale, None, {**details, "normalisation": "std", "scale": scale})
+    geo = geometry(reference, b)
+    value = float(wasserstein_batch(b.reference, b.current[None, :], geo)[0])
+    details = {**_sizes(b), "scale": geo.scale}
+    if not geo.scale:
+        return DriftScore(value, None, {**details, "normalisation": "constant_reference"})
+    return DriftScore(value, None, {**details, "w1": value * geo.scale, "normalisation": "std"})
 
 
 register(
@@ -498,6 +602,79 @@ register(
     upper_limit=math.inf,
     symmetric=False,  # normalised by the reference's spread
     description="Wasserstein-1 distance between binned distributions in reference standard deviations.",
+    batch=wasserstein_batch,
+    min_effect=0.1,
+)
+
+
+def _positions_of(reference: ColumnProfile, b: Buckets) -> np.ndarray:
+    """One strictly increasing point per bucket: the numeric buckets' positions, made strictly
+    increasing where two coincide (empty outer buckets sit on the range's ends); categories get
+    their index (rank tests on categories order them arbitrarily: the z-test is the one for them)."""
+    if not isinstance(reference, NumericProfile) or b.low is None:
+        return np.arange(b.reference.size, dtype=np.float64)
+    at = positions(reference, b)
+    step = max(float(np.abs(at).max()), 1.0) * 1e-12
+    for i in range(1, at.size):  # a handful of buckets: a loop per bucket, not per row
+        if at[i] <= at[i - 1]:
+            at[i] = at[i - 1] + step
+    return at
+
+
+def _rank_test(test: Callable[..., rank_tests.TestResult], with_positions: bool, coarse: bool) -> Compute:
+    def compute(reference: ColumnProfile, current: ColumnProfile, settings: DriftSettings) -> DriftScore:
+        b = buckets(reference, current, settings.bins if coarse else None)
+        ref, cur = b.reference.astype(np.int64), b.current.astype(np.int64)
+        result = test(_positions_of(reference, b), ref, cur) if with_positions else test(ref, cur)
+        details = {**_sizes(b), **result.details}
+        if "a2" in result.details:  # Anderson-Darling: the raw A2 (0 for equal shares), scipy's standardised T aside
+            details["standardized_statistic"] = result.statistic
+            return DriftScore(max(0.0, float(result.details["a2"])), result.p_value, details)
+        return DriftScore(result.statistic, result.p_value, details)
+
+    return compute
+
+
+anderson_darling = _rank_test(rank_tests.anderson_darling, True, False)
+register(
+    "anderson_darling",
+    kinds={NUMERIC},
+    compute=anderson_darling,
+    default_threshold=0.01,
+    lower_limit=0.0,
+    upper_limit=1.0,
+    symmetric=True,
+    is_test=True,
+    description="Anderson-Darling k-sample test (midrank, on the fine buckets): breach when its p-value, capped to "
+    "[0.001, 0.25] like scipy's, is below the threshold. Weighs the tails more than KS.",
+)
+
+cramer_von_mises = _rank_test(rank_tests.cramer_von_mises, True, False)
+register(
+    "cramer_von_mises",
+    kinds={NUMERIC},
+    compute=cramer_von_mises,
+    default_threshold=0.01,
+    lower_limit=0.0,
+    upper_limit=1.0,
+    symmetric=True,
+    is_test=True,
+    description="Cramér-von Mises two-sample test (on the fine buckets, asymptotic p-value): breach when its p-value "
+    "is below the threshold.",
+)
+
+z_test = _rank_test(rank_tests.z_test_proportions, False, True)
+register(
+    "z_test",
+    kinds={NUMERIC, CATEGORICAL},
+    compute=z_test,
+    default_threshold=0.01,
+    lower_limit=0.0,
+    upper_limit=1.0,
+    symmetric=True,
+    is_test=True,
+    description="Two-proportion z-test on the category (or coarsened bin) whose share moved most, Bonferroni-corrected "
+    "for the choice; the classical test for binary columns.",
 )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from checks.multivariate import ErrorProfile
 from checks.sketch import QuantileSketch
 
 DEFAULT_BINS = 50
@@ -616,6 +617,7 @@ class DatasetProfile:
     bad_timestamps: int = 0  # rows scanned for this window whose timestamp could not be read
     duplicate_ids: int = 0  # rows whose request id already appeared in the window
     missing_columns: tuple[str, ...] = ()  # configured columns the data does not have
+    multivariate: ErrorProfile | None = None  # PCA reconstruction errors, when the plan has a model
 
     def merge(self, other: DatasetProfile) -> DatasetProfile:
         columns: dict[str, ColumnProfile] = dict(self.columns)
@@ -639,6 +641,7 @@ class DatasetProfile:
             bad_timestamps=self.bad_timestamps + other.bad_timestamps,
             duplicate_ids=self.duplicate_ids + other.duplicate_ids,
             missing_columns=tuple(sorted(set(self.missing_columns) | set(other.missing_columns))),
+            multivariate=_merge_optional(self.multivariate, other.multivariate),
         )
 
     def with_counters(self, **changes: Any) -> DatasetProfile:
@@ -655,6 +658,7 @@ class DatasetProfile:
             "bad_timestamps": self.bad_timestamps,
             "duplicate_ids": self.duplicate_ids,
             "missing_columns": list(self.missing_columns),
+            "multivariate": None if self.multivariate is None else self.multivariate.to_dict(),
         }
 
     @classmethod
@@ -669,7 +673,14 @@ class DatasetProfile:
             bad_timestamps=int(data.get("bad_timestamps", 0)),
             duplicate_ids=int(data.get("duplicate_ids", 0)),
             missing_columns=tuple(data.get("missing_columns", ())),
+            multivariate=None if data.get("multivariate") is None else ErrorProfile.from_dict(data["multivariate"]),
         )
 
     def binnings(self) -> dict[str, Binning]:
         return {name: p.binning for name, p in self.columns.items()}
+
+
+def _merge_optional(mine: ErrorProfile | None, theirs: ErrorProfile | None) -> ErrorProfile | None:
+    if mine is None:
+        return theirs
+    return mine if theirs is None else mine.merge(theirs)

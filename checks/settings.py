@@ -10,7 +10,7 @@ valid names listed when a name is wrong.
 ...     ChecksSettings.model_validate({"drift": {"numeric": "wasserstien"}})
 ... except ValueError as exc:
 ...     print(exc.errors()[0]["msg"])
-Value error, unknown drift method 'wasserstien' (did you mean 'wasserstein'?); valid: chi2, hellinger, jensen_shannon, kl_divergence, ks, psi, total_variation, wasserstein
+Value error, unknown drift method 'wasserstien' (did you mean 'wasserstein'?); valid: anderson_darling, chi2, cramer_von_mises, hellinger, jensen_shannon, kl_divergence, ks, psi, total_variation, wasserstein, z_test
 """
 
 from __future__ import annotations
@@ -84,17 +84,29 @@ class DriftSettings(_Strict):
     enabled: bool = Field(default=True, description="Run the drift checks.")
     numeric: MethodChoice = Field(
         default=MethodChoice(method="wasserstein"),
-        description="Method that decides drift of numeric columns (default: wasserstein, in reference standard deviations, threshold 0.1).",
+        description="Method that decides drift of numeric columns (default: wasserstein, in reference standard deviations, calibrated threshold).",
     )
     categorical: MethodChoice = Field(
         default=MethodChoice(method="jensen_shannon"),
         description="Method that decides drift of categorical columns, and of the target of probability/class models "
-        "(default: jensen_shannon distance, threshold 0.1).",
+        "(default: jensen_shannon distance, calibrated threshold).",
+    )
+    false_alarm_rate: float = Field(
+        default=0.01,
+        description="Calibrated thresholds (methods without an explicit threshold) keep breaches of an unchanged column to "
+        "at most this share of windows; the tests (ks, chi2, z_test, anderson_darling, cramer_von_mises) breach below "
+        "this p-value, and the run-level verdict controls its false-discovery rate at it.",
+    )
+    min_effect: dict[str, float] = Field(
+        default={},
+        description="Smallest effect that may breach, per method, over the defaults "
+        + ", ".join(f"{n}: {m.min_effect}" for n, m in sorted(drift.REGISTRY.items()) if m.min_effect is not None)
+        + " (wasserstein in reference standard deviations).",
     )
     p_value: float | None = Field(
-        default=0.01,
-        description="Significance gate: a breach also needs the column's test (ks for numeric, chi2 for categorical) "
-        "below this p-value, so small windows do not breach on noise. Empty: the effect size alone decides.",
+        default=None,
+        description="Extra significance gate: a breach also needs the column's test (ks for numeric, chi2 for categorical) "
+        "below this p-value. Empty (default): the calibrated threshold already accounts for the window's size.",
     )
     report: list[str] = Field(
         default=["ks", "psi", "chi2"],
@@ -113,6 +125,23 @@ class DriftSettings(_Strict):
         if p is not None and not 0.0 < p < 1.0:
             raise ValueError(f"p_value is a significance level strictly between 0 and 1 (or empty to switch the gate off), got {p}")
         return p
+
+    @field_validator("false_alarm_rate")
+    @classmethod
+    def _rate(cls, rate: float) -> float:
+        if not 0.0001 <= rate <= 0.2:
+            raise ValueError(f"false_alarm_rate is a share of windows between 0.0001 and 0.2 (0.01: 1 in 100), got {rate}")
+        return rate
+
+    @field_validator("min_effect")
+    @classmethod
+    def _min_effect(cls, effects: dict[str, float]) -> dict[str, float]:
+        valid = sorted(n for n, m in drift.REGISTRY.items() if m.min_effect is not None)
+        for name, value in effects.items():
+            if name not in valid:
+                raise ValueError(_unknown("effect-size method", name, valid))
+            drift.REGISTRY[name].check_threshold(value)
+        return effects
 
     @field_validator("report")
     @classmethod
@@ -141,6 +170,12 @@ class DriftSettings(_Strict):
     def choice_for(self, column: str, kind: str) -> MethodChoice:
         """The method deciding ``column`` when it is treated as ``kind``."""
         return self.columns.get(column) or getattr(self, kind)
+
+    def min_effect_for(self, method: str) -> float:
+        """The smallest effect of ``method`` that may breach (0 for tests)."""
+        if method in self.min_effect:
+            return self.min_effect[method]
+        return drift.REGISTRY[method].min_effect or 0.0
 
 
 # ------------------------------------------------------------------------------- quality
@@ -263,6 +298,20 @@ class PerformanceSettings(_Strict):
         return rises
 
 
+# -------------------------------------------------------------------------- multivariate
+
+
+class MultivariateSettings(_Strict):
+    """Multivariate drift (check ``multivariate_drift``): the PCA reconstruction error of the
+    numeric features, which rises when the way they move together changes even if no single
+    column does."""
+
+    enabled: bool = Field(default=True, description="Run the check (needs at least two numeric features that vary in the reference).")
+    variance: float = Field(default=0.65, gt=0.0, lt=1.0, description="Share of the standardised variance the kept principal axes explain (NannyML's default).")
+    false_alarm_rate: float = Field(default=0.01, ge=0.0001, le=0.2, description="Share of unchanged windows allowed to breach.")
+    min_effect: float = Field(default=0.1, ge=0.0, description="Smallest rise of the mean reconstruction error that may breach, relative to the reference's (0.1: 10%).")
+
+
 # ------------------------------------------------------------------------------ together
 
 
@@ -273,6 +322,7 @@ class ChecksSettings(_Strict):
     quality: QualitySettings = Field(default=QualitySettings(), description="Data quality of the window.")
     latency: LatencySettings = Field(default=LatencySettings(), description="Latency percentiles.")
     performance: PerformanceSettings = Field(default=PerformanceSettings(), description="Model performance against labels.")
+    multivariate: MultivariateSettings = Field(default=MultivariateSettings(), description="Multivariate drift of the numeric features.")
 
     def fingerprint(self) -> str:
         """Stable id of these settings: equal settings, equal fingerprint."""

@@ -50,6 +50,9 @@ drill-down compares with the reference; the others are the contract alert links 
 
 ALL_SEGMENT = "*"
 VERDICT_CHECKS = ("drift", "prediction_drift", "target_drift")
+DATASET_COLUMN = ""
+"""The column of run-level rows (``drift/dataset_drift``, ``multivariate_drift``): not a column of
+the data, so never a row of a column x time heat map."""
 """Checks whose ``ok``/``breach`` rows are drift verdicts (value = effect size); their ``info`` rows
 are further methods reported for information."""
 VERDICT_STATUSES = ("ok", "breach")
@@ -388,7 +391,7 @@ def checked_columns(store: Store, monitor: str) -> pd.DataFrame:
 def drift_columns(store: Store, monitor: str) -> pd.DataFrame:
     """``check, column, metric`` of the drift verdicts (features, then prediction, then target)."""
     frame = checked_columns(store, monitor)
-    frame = frame[frame["check"].isin(VERDICT_CHECKS) & (frame["kind"] == "verdict")]
+    frame = frame[frame["check"].isin(VERDICT_CHECKS) & (frame["kind"] == "verdict") & (frame["column"] != DATASET_COLUMN)]
     order = {check: i for i, check in enumerate(VERDICT_CHECKS)}
     frame = frame.assign(_order=frame["check"].map(order)).sort_values(["_order", "column"])
     return frame.drop(columns=["_order", "kind"]).reset_index(drop=True)
@@ -737,6 +740,7 @@ def metric_grid(
     where = _metric_filters(
         monitor, checks, metrics=metrics, columns=None, segment=segment, statuses=statuses, start=first, end=last
     )
+    where.append(MetricRow.column != DATASET_COLUMN)
     stmt = (
         select(
             MetricRow.check, MetricRow.column, MetricRow.metric, bucket, func.count(),

@@ -14,24 +14,28 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, Sequence
 
 from sqlalchemy.orm import Session
 
+import numpy as np
 import pandas as pd
 
 import monitor
+from checks.calibration import ReferenceVariation, reference_variation
 from checks.evaluate import evaluate
+from checks.multivariate import PcaModel
 from checks.profiles import DatasetProfile, binning_from_dict, binning_to_dict
 from checks.results import ALL, MetricResult, Status
 from checks.roles import Roles
 from monitor.config import MonitorConfig, Project, WindowReference
 from monitor.engine.pandas_engine import (
     ProfilePlan,
-    fit_binnings,
+    fit_pass,
     infer_features,
     profile_batches,
+    profile_chunks,
     top_segment_values,
 )
 from monitor.sources import ReadReport, SourceError, open_source
@@ -41,7 +45,11 @@ from monitor.windows import Window, windows_between
 log = logging.getLogger("driftline.runner")
 
 # Bump when the stored reference format or the way it is fitted changes: old references refit.
-REFERENCE_FORMAT = 1
+REFERENCE_FORMAT = 2
+
+ROW_ORDER_CHUNKS = 20
+"""A reference without timestamps (a training set) is cut into this many chunks in row order to
+learn its variation: file order is often time order, and shuffled data shows only noise."""
 
 
 class ReferenceFitError(RuntimeError):
@@ -55,9 +63,13 @@ class FittedReference:
     profiles: dict[str, DatasetProfile]  # by segment; ALL always present
     rows: int
     warnings: tuple[str, ...] = ()
+    variations: dict[str, ReferenceVariation] = field(default_factory=dict)  # by segment
 
     def profile_for(self, segment: str) -> DatasetProfile:
         return self.profiles.get(segment, self.profiles[ALL])
+
+    def variation_for(self, segment: str) -> ReferenceVariation | None:
+        return self.variations.get(segment)
 
 
 @dataclass
@@ -87,6 +99,9 @@ def reference_fingerprint(mon: MonitorConfig) -> str:
         "profile": mon.profile.model_dump(mode="json", exclude={"batch_rows"}),
         "kpis": [k.model_dump(mode="json") for k in mon.kpis],
         "threshold": mon.checks.performance.threshold,
+        # What the reference's variation is learned for (min_effect and the rest apply per window).
+        "drift": mon.checks.drift.model_dump(mode="json", include={"numeric", "categorical", "columns", "bins", "false_alarm_rate"}),
+        "multivariate": mon.checks.multivariate.model_dump(mode="json", include={"enabled", "variance"}),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -181,9 +196,21 @@ class Runner:
         needed = list(dict.fromkeys([*fit_numeric, *fit_categorical, *cols.segments, *(k.column for k in mon.kpis)]))
         batches = self._reference_batches(mon, [c for c in needed if c in kinds] + ([cols.timestamp] if cols.timestamp in kinds else []))
         try:
-            binnings, rows = fit_binnings(batches(), fit_numeric, fit_categorical, bins=mon.profile.bins, top_k=mon.profile.top_k)
+            multivariate = list(numeric) if mon.checks.multivariate.enabled and len(numeric) >= 2 else None
+            has_time = cols.timestamp in kinds
+            first = fit_pass(
+                batches(), fit_numeric, fit_categorical, bins=mon.profile.bins, top_k=mon.profile.top_k,
+                moments_of=multivariate, timestamp=cols.timestamp if has_time else None,
+            )  # fmt: skip
+            binnings, rows, moments = first.binnings, first.rows, first.moments
             if rows == 0:
                 raise ReferenceFitError("the reference has no rows; point `reference` at training data or a healthy period")
+            pca = None
+            if multivariate and moments is not None:
+                try:
+                    pca = PcaModel.fit(moments, multivariate, mon.checks.multivariate.variance)
+                except ValueError as exc:
+                    warnings.append(f"multivariate drift is off: {exc}")
             segment_values = top_segment_values(batches(), list(cols.segments), mon.profile.segment_top_k) if cols.segments else {}
             plan = ProfilePlan(
                 roles=cols.roles_for(list(numeric), list(categorical)),
@@ -192,15 +219,25 @@ class Runner:
                 segment_values=segment_values,
                 kpis=tuple(mon.kpis),
                 decision_threshold=mon.checks.performance.threshold,
+                pca=pca,
             )
             # Duplicate ids in training data are not a monitoring signal: profile without them.
-            profiles = profile_batches(batches(), replace(plan, id_column=None))
+            span = (first.last - first.first).to_pytimedelta() if first.first is not None and first.last is not None else None
+            profiles, chunks = profile_chunks(batches(), replace(plan, id_column=None), _chunk_key(mon, span, rows))
         except SourceError as exc:
             raise ReferenceFitError(f"cannot read the reference: {exc}") from None
         for name, binning in binnings.items():
             if getattr(binning, "bins", 2) == 1 and name in numeric:
                 warnings.append(f"reference column {name!r} is constant: any change of value is drift")
+        variations = {
+            segment: reference_variation(profile, [c[segment] for c in chunks if segment in c], plan.roles, mon.checks.drift)
+            for segment, profile in profiles.items()
+            if profile.rows
+        }
         payload = {
+            "variation": {segment: v.to_dict() for segment, v in variations.items()},
+            "chunking": "window" if span is not None else "row_order",
+            "pca": None if pca is None else pca.to_dict(),
             "roles": {"numeric": list(numeric), "categorical": list(categorical)},
             "binnings": {n: binning_to_dict(b) for n, b in binnings.items()},
             "segment_values": {k: list(v) for k, v in segment_values.items()},
@@ -210,7 +247,7 @@ class Runner:
         record = self.store.save_reference(mon.name, fingerprint, rows, payload)
         for w in warnings:
             log.warning("%s: %s", mon.name, w)
-        return FittedReference(record.version, plan, profiles, rows, tuple(warnings))
+        return FittedReference(record.version, plan, profiles, rows, tuple(warnings), variations)
 
     # ------------------------------------------------------------------------ a window
 
@@ -283,13 +320,13 @@ class Runner:
         profiles[ALL] = overall
         results: list[MetricResult] = []
         for segment, profile in profiles.items():
-            baseline = reference.profile_for(segment)
+            baseline, variation = reference.profile_for(segment), reference.variation_for(segment)
             if segment != ALL and baseline.rows == 0:
                 if profile.rows == 0:
                     continue  # a segment neither the reference nor this window has: nothing to say
                 # Values the reference never had in this segment: compare with the whole reference.
-                baseline = reference.profiles[ALL]
-            results.extend(evaluate(baseline, profile, plan.roles, mon.checks, mon.kpis, segment=segment))
+                baseline, variation = reference.profiles[ALL], reference.variation_for(ALL)
+            results.extend(evaluate(baseline, profile, plan.roles, mon.checks, mon.kpis, segment=segment, variation=variation))
         if version_column and versions:
             # Which model served the window: shown in alerts and dashboards, and a version change
             # is visible in the results' history.
@@ -364,6 +401,29 @@ class Runner:
         return outcomes
 
 
+MAX_CHUNKS = 400
+"""A reference spanning more of the monitor's windows than this is cut into chunks of a whole
+number of windows each, so that profiling it chunk by chunk stays cheap."""
+
+
+def _chunk_key(mon: MonitorConfig, span: timedelta | None, rows: int) -> Callable[[pd.DataFrame, int], np.ndarray]:
+    """The reference's own windows (the monitor's window length, on the same grid as its
+    windows; a multiple of it past MAX_CHUNKS windows), or ROW_ORDER_CHUNKS equal runs of rows
+    when it has no timestamps (``span`` None)."""
+    if span is not None:
+        windows = max(1, int(span / mon.window_size) + 1)
+        length = int(mon.window_size.total_seconds() * 1_000_000) * -(-windows // MAX_CHUNKS)
+        column = mon.columns.timestamp
+
+        def by_window(frame: pd.DataFrame, offset: int) -> np.ndarray:
+            micros = frame[column].to_numpy(dtype="datetime64[us]").astype(np.int64)
+            return micros // length
+
+        return by_window
+    per_chunk = max(1, -(-rows // ROW_ORDER_CHUNKS))
+    return lambda frame, offset: (offset + np.arange(len(frame))) // per_chunk
+
+
 def _read_all(source: Any, columns: list[str], mon: MonitorConfig) -> Iterable[pd.DataFrame]:
     """A reference file may lack the timestamp column (training data): read it without one."""
     kinds = source.columns()
@@ -407,6 +467,8 @@ def _from_record(record: ReferenceRecord, mon: MonitorConfig) -> FittedReference
         segment_values={k: tuple(v) for k, v in payload["segment_values"].items()},
         kpis=tuple(mon.kpis),
         decision_threshold=mon.checks.performance.threshold,
+        pca=None if payload.get("pca") is None else PcaModel.from_dict(payload["pca"]),
     )
     profiles = {seg: DatasetProfile.from_dict(p) for seg, p in payload["profiles"].items()}
-    return FittedReference(record.version, plan, profiles, record.rows, tuple(payload.get("warnings", ())))
+    variations = {seg: ReferenceVariation.from_dict(v) for seg, v in payload.get("variation", {}).items()}
+    return FittedReference(record.version, plan, profiles, record.rows, tuple(payload.get("warnings", ())), variations)

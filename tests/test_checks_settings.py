@@ -19,7 +19,9 @@ from checks.settings import (
 def test_defaults() -> None:
     s = ChecksSettings.model_validate({"drift": {}, "quality": {}, "latency": {"p95_max_ms": 250}, "performance": {}})
     assert s.drift.numeric == MethodChoice(method="wasserstein") and s.drift.categorical.method == "jensen_shannon"
-    assert s.drift.numeric.effective_threshold == 0.1 and s.drift.p_value == 0.01 and s.drift.bins == 10
+    assert s.drift.numeric.threshold is None and s.drift.p_value is None and s.drift.bins == 10  # calibrated
+    assert s.drift.false_alarm_rate == 0.01 and s.drift.min_effect_for("wasserstein") == 0.1 and s.drift.min_effect_for("ks") == 0.0
+    assert s.multivariate.enabled and s.multivariate.variance == 0.65
     assert s.drift.report == ["ks", "psi", "chi2"]
     assert s.latency.p95_max_ms == 250.0 and s.latency.p99_max_ms is None
     assert s.quality.missing_share_increase == 0.05 and s.performance.min_labels == 100
@@ -42,7 +44,7 @@ def test_method_choice_accepts_a_bare_name_and_overrides() -> None:
     "data,fragment",
     [
         ({"drift": {"numeric": "wasserstien"}}, "did you mean 'wasserstein'"),
-        ({"drift": {"numeric": "nope"}}, "valid: chi2, hellinger"),
+        ({"drift": {"numeric": "nope"}}, "valid: anderson_darling, chi2, cramer_von_mises, hellinger"),
         ({"drift": {"categorical": "ks"}}, "does not apply to categorical"),
         ({"drift": {"numeric": {"method": "jensen_shannon", "threshold": 1.5}}}, "outside its limits [0.0, 1.0]"),
         ({"drift": {"numeric": {"method": "ks", "threshold": 0}}}, "p-value strictly between 0 and 1"),

@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 import dashboards.app
 from checks.profiles import CategoricalProfile, NumericProfile
+from dashboards.common import fmt_number
 from monitor import read
 from monitor.config import load_config
 from monitor.demo import DemoEvents, generate_demo
@@ -182,7 +183,8 @@ def test_modules_import_without_building_the_app() -> None:
 
 def test_grid_matches_the_stored_verdicts(store: Store) -> None:
     stored = store.metrics(MONITOR, segment="*")
-    verdicts = stored[stored["check"].isin(read.VERDICT_CHECKS) & stored["status"].isin(["ok", "breach"])]
+    # Column verdicts: the run-level rows (column "") are no column of a heat map.
+    verdicts = stored[stored["check"].isin(read.VERDICT_CHECKS) & stored["status"].isin(["ok", "breach"]) & (stored["column"] != "")]
     grid = read.metric_grid(store, MONITOR, read.VERDICT_CHECKS, statuses=read.VERDICT_STATUSES)
     assert grid.windows_per_bucket == 1
     merged = grid.frame.merge(verdicts, left_on=["check", "column", "bucket_start"], right_on=["check", "column", "window_start"])
@@ -233,7 +235,8 @@ def test_health_lag_and_staleness(store: Store) -> None:
     fresh, missing = read.health(store, [MONITOR, "nope"], now=last.window.end + timedelta(hours=3))
     assert fresh.last_status == last.status and fresh.lag == timedelta(hours=3) and not fresh.stale
     assert set(fresh.breaching) == {
-        f"{r.check}:{r.column} {r.metric}" for r in store.metrics(MONITOR, segment="*", status="breach").itertuples()
+        f"{r.check}:{r.column} {r.metric}" if r.column else f"{r.check} {r.metric}"
+        for r in store.metrics(MONITOR, segment="*", status="breach").itertuples()
         if r.window_start == last.window.start
     }
     (late,) = read.health(store, [MONITOR], now=last.window.end + 4 * DAY)
@@ -269,8 +272,10 @@ def test_overview_shows_each_monitor_health(monkeypatch: pytest.MonkeyPatch, dem
     assert f"{last.rows:,} rows" in body
     breached = store.metrics(MONITOR, segment="*", status="breach")
     latest = breached[breached["window_start"] == last.window.start]
-    for row in latest.itertuples():
-        assert f"`{row.check}:{row.column} {row.metric}`" in body
+    listed = [f"`{row.check}:{row.column} {row.metric}`" if row.column else f"`{row.check} {row.metric}`" for row in latest.itertuples()]
+    assert sum(item in body for item in listed) == min(6, len(listed))  # the first six, then "and N more"
+    if len(listed) > 6:
+        assert f"and {len(listed) - 6} more" in body
     # The volume sparkline: one bar per run of the range, coloured by its status.
     (spark,) = [f for key, f in figures(at).items() if key.startswith("dl_spark_")]
     bars = spark["data"][0]
@@ -340,7 +345,8 @@ def test_kpis_page(monkeypatch: pytest.MonkeyPatch, demo: Demo, store: Store) ->
 def test_drift_heat_map_and_default_drill_down(monkeypatch: pytest.MonkeyPatch, demo: Demo, store: Store) -> None:
     at = run_app(monkeypatch, config=demo.config, page="drift")
     stored = store.metrics(MONITOR, segment="*")
-    verdicts = stored[stored["check"].isin(read.VERDICT_CHECKS) & stored["status"].isin(["ok", "breach"])]
+    # Column verdicts: the run-level rows (column "") are no column of a heat map.
+    verdicts = stored[stored["check"].isin(read.VERDICT_CHECKS) & stored["status"].isin(["ok", "breach"]) & (stored["column"] != "")]
     breaches = verdicts[verdicts["status"] == "breach"]
     tiles = metrics(at)
     assert tiles["Columns checked"] == str(verdicts["column"].nunique())
@@ -370,7 +376,7 @@ def test_drift_drill_down_numeric(monkeypatch: pytest.MonkeyPatch, demo: Demo, s
     row = store.metrics(MONITOR, check="drift", column="income", metric="wasserstein", segment="*", start=when, end=when + DAY).iloc[0]
     tiles, notes = metrics(at), deltas(at)
     assert tiles["Effect size (wasserstein)"] == f"{row['value']:.3g}"
-    assert notes["Effect size (wasserstein)"] == f"{row['status']} · threshold {row['threshold']:g}"
+    assert notes["Effect size (wasserstein)"] == f"{row['status']} · threshold {fmt_number(row['threshold'])}"
     assert tiles["Rows in the window"] == f"{row['details']['n_current']:,}"
     figs = figures(at)
     bars = {t["name"]: t for t in figs["dl_distribution"]["data"]}

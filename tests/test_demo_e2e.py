@@ -55,8 +55,11 @@ def test_planted_events_and_nothing_else(demo) -> None:  # noqa: ANN001
         | {("prediction_drift", "score", "wasserstein")}  # the model's output follows its inputs
         | {("latency", "latency_ms", "p95")}
         | {("quality", events.null_surge[0], "missing_share")}
+        | {("drift", "", "dataset_drift")}  # the run-level verdict
     )
     assert found == expected
+    dataset = breaches[breaches["metric"] == "dataset_drift"]
+    assert all(set(d["drifted"]) == drifted for d in dataset["details"])
     for (check, column, metric) in expected:
         rows = breaches[(breaches["check"] == check) & (breaches["column"] == column) & (breaches["metric"] == metric)]
         if check == "latency":
@@ -64,7 +67,7 @@ def test_planted_events_and_nothing_else(demo) -> None:  # noqa: ANN001
         elif column == events.null_surge[0]:
             assert days_of(rows) == span(events.null_surge[1], events.null_surge[2])
         else:
-            assert column in drifted | {"score"}
+            assert column in drifted | {"score", ""}
             assert days_of(rows) == span(events.drift_start, last)
     # labels: none for the last 7 days -> performance has no data there, values before
     perf = store.metrics("credit-risk", segment="*", check="performance", metric="roc_auc")
@@ -78,15 +81,16 @@ def test_planted_events_and_nothing_else(demo) -> None:  # noqa: ANN001
 
 @pytest.mark.slow
 def test_segments_false_alarms_are_rare(demo) -> None:  # noqa: ANN001
-    """Per segment the same fixed thresholds run on 5x smaller samples; calibrated thresholds
-    (issue: statistics) will hold a stated rate. Here: healthy windows breach at most 0.2% of
-    segment verdicts."""
+    """Per segment the same checks run on 5x smaller samples, where the calibrated thresholds'
+    null quantile (not the minimum effect) decides: healthy windows breach at most 1% of segment
+    verdicts (the false-alarm rate), and in practice far fewer."""
     _, events, store = demo
     frame = store.metrics("credit-risk", check="drift")
     frame = frame[(frame["segment"] != "*") & frame["status"].isin(["ok", "breach"])]
     healthy = frame[frame["window_start"].map(lambda t: t.date() < events.drift_start)]
     assert len(healthy) > 1000
-    assert (healthy["status"] == "breach").mean() <= 0.002
+    healthy = healthy[healthy["column"] != ""]
+    assert (healthy["status"] == "breach").mean() <= 0.01
 
 
 def test_results_export(demo, tmp_path: Path) -> None:  # noqa: ANN001

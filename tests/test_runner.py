@@ -111,9 +111,12 @@ def test_drift_is_found_in_the_right_windows_only(tmp_path: Path, store_url: str
     frame = store.metrics("scoring", check="drift", segment="*")
     verdicts = frame[frame["status"].isin(["ok", "breach"])]
     breached = verdicts[verdicts["status"] == "breach"]
-    assert set(breached["column"]) == {"income"}
+    assert set(breached["column"]) == {"income", ""}  # the column, and the run-level verdict naming it
     days = sorted({(t - START).days for t in breached["window_start"]})
     assert days == list(range(SHIFT_DAY, DAYS))
+    dataset = breached[breached["metric"] == "dataset_drift"]
+    assert sorted((t - START).days for t in dataset["window_start"]) == days
+    assert all(d["drifted"] == ["income"] for d in dataset["details"])
     # every window stored its run with reproducibility data
     runs = store.runs("scoring")
     assert len(runs) == DAYS and all(r.reference_version == 1 and r.config_fingerprint and r.rows == ROWS for r in runs)

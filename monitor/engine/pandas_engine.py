@@ -9,7 +9,7 @@ numpy arrays plus counts of what was wrong.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from checks.kpis import KpiSpec, kpi_profile
+from checks.multivariate import ErrorProfile, Moments, PcaModel
 from checks.profiles import (
     BinaryPerformance,
     Binning,
@@ -48,6 +49,7 @@ class ProfilePlan:
     segment_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # column -> values kept by name
     kpis: tuple[KpiSpec, ...] = ()
     decision_threshold: float = 0.5
+    pca: PcaModel | None = None  # multivariate drift: reconstruction errors of these columns
 
     @property
     def sketched(self) -> frozenset[str]:
@@ -166,7 +168,19 @@ def profile_frame(frame: pd.DataFrame, plan: ProfilePlan) -> DatasetProfile:
         pending[name] = _pool().submit(_column_profile, series, name, binning, plan)
     columns: dict[str, ColumnProfile] = {name: future.result() for name, future in pending.items()}
     kpis = {k.name: kpi_profile(_kpi_values(frame[k.column]), k) for k in plan.kpis if k.column in frame}
-    return DatasetProfile(rows=len(frame), columns=columns, performance=_performance(frame, plan), kpis=kpis)
+    errors = None if plan.pca is None else ErrorProfile.from_errors(plan.pca.errors(numeric_matrix(frame, plan.pca.columns)))
+    return DatasetProfile(rows=len(frame), columns=columns, performance=_performance(frame, plan), kpis=kpis, multivariate=errors)
+
+
+def numeric_matrix(frame: pd.DataFrame, columns: Iterable[str]) -> np.ndarray:
+    """An (n, d) float array of ``columns``, NaN where a value is missing, not a number, or the
+    batch lacks the column."""
+    names = list(columns)
+    out = np.full((len(frame), len(names)), np.nan)
+    for j, name in enumerate(names):
+        if name in frame:
+            out[:, j] = numeric_values(frame[name])[0]
+    return out
 
 
 def segment_masks(frame: pd.DataFrame, plan: ProfilePlan) -> Iterator[tuple[str, np.ndarray]]:
@@ -211,6 +225,45 @@ def profile_batches(batches: Iterable[pd.DataFrame], plan: ProfilePlan) -> dict[
     return totals
 
 
+ChunkKey = Callable[[pd.DataFrame, int], np.ndarray]
+"""The chunk (the reference's own window) of each row of a batch, given the batch and how many
+rows came before it: integer keys, increasing with time."""
+
+
+def profile_chunks(
+    batches: Iterable[pd.DataFrame], plan: ProfilePlan, chunk_key: ChunkKey, *, max_chunks: int = 400
+) -> tuple[dict[str, DatasetProfile], list[dict[str, DatasetProfile]]]:
+    """One pass over the reference: its profile per segment, and the same per chunk, in chunk
+    order. The totals are the merge of the chunks, so the chunks cost no second read. More than
+    ``max_chunks`` chunks are merged in runs of consecutive ones to keep memory bounded."""
+    chunks: dict[int, dict[str, DatasetProfile]] = {}
+    offset = 0
+    for frame in batches:
+        if frame.empty:
+            continue
+        keys = np.asarray(chunk_key(frame, offset))
+        offset += len(frame)
+        for key in np.unique(keys):
+            piece = frame if keys.size and keys[0] == keys[-1] == key else frame[keys == key]
+            part = profile_batches([piece], plan)
+            known = chunks.get(int(key))
+            chunks[int(key)] = part if known is None else {seg: known[seg].merge(p) for seg, p in part.items()}
+    ordered = [chunks[k] for k in sorted(chunks)]
+    if len(ordered) > max_chunks:
+        run = -(-len(ordered) // max_chunks)
+        ordered = [_merge_segments(ordered[i : i + run]) for i in range(0, len(ordered), run)]
+    if not ordered:
+        return profile_batches([], plan), []
+    return _merge_segments(ordered), ordered
+
+
+def _merge_segments(parts: list[dict[str, DatasetProfile]]) -> dict[str, DatasetProfile]:
+    merged = dict(parts[0])
+    for part in parts[1:]:
+        merged = {seg: merged[seg].merge(p) for seg, p in part.items()}
+    return merged
+
+
 # ------------------------------------------------------------------------ the reference
 
 
@@ -223,6 +276,9 @@ class _FitState:
     high: dict[str, float] = field(default_factory=dict)
     categories: dict[str, dict[str, int]] = field(default_factory=dict)
     rows: int = 0
+    moments: Moments | None = None
+    first: Any = None  # earliest and latest timestamp, when the pass was given the column
+    last: Any = None
 
     def add_numeric(self, name: str, series: pd.Series) -> None:
         values, _ = numeric_values(series)
@@ -256,12 +312,46 @@ def fit_binnings(
     top_k: int,
 ) -> tuple[dict[str, Binning], int]:
     """Pass one: quantile cuts for numeric columns, category lists for categorical ones."""
+    fitted = fit_pass(batches, numeric, categorical, bins=bins, top_k=top_k)
+    return fitted.binnings, fitted.rows
+
+
+@dataclass(frozen=True)
+class FirstPass:
+    """What pass one over the reference learns."""
+
+    binnings: dict[str, Binning]
+    rows: int
+    moments: Moments | None = None  # of the columns a PCA model is fitted from
+    first: pd.Timestamp | None = None  # the reference's time span, when it has timestamps
+    last: pd.Timestamp | None = None
+
+
+def fit_pass(
+    batches: Iterable[pd.DataFrame],
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    bins: int,
+    top_k: int,
+    moments_of: list[str] | None = None,
+    timestamp: str | None = None,
+) -> FirstPass:
+    """Pass one over the reference: the binnings, the row count, the mean and covariance of
+    ``moments_of`` (rows with a missing value left out) and the span of ``timestamp``."""
     state = _FitState()
     for frame in batches:
         state.rows += len(frame)
         # Each task touches its own column's entries of the state only.
         tasks = [_pool().submit(state.add_numeric, name, frame[name]) for name in numeric if name in frame]
         tasks += [_pool().submit(state.add_categorical, name, frame[name]) for name in categorical if name in frame]
+        if moments_of:
+            part = Moments.from_array(numeric_matrix(frame, moments_of))
+            state.moments = part if state.moments is None else state.moments.merge(part)
+        if timestamp and timestamp in frame and len(frame):
+            low, high = frame[timestamp].min(), frame[timestamp].max()
+            state.first = low if state.first is None or low < state.first else state.first
+            state.last = high if state.last is None or high > state.last else state.last
         for task in tasks:
             task.result()
     binnings: dict[str, Binning] = {}
@@ -269,7 +359,7 @@ def fit_binnings(
         binnings[name] = numeric_binning(state, name, bins)
     for name in categorical:
         binnings[name] = CategoricalBinning.fit(state.categories.get(name, {}), top_k)
-    return binnings, state.rows
+    return FirstPass(binnings, state.rows, state.moments, state.first, state.last)
 
 
 def top_segment_values(batches: Iterable[pd.DataFrame], columns: list[str], k: int) -> dict[str, tuple[str, ...]]:

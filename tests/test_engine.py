@@ -1,0 +1,74 @@
+"""The pandas engine's reference pass: chunked profiles that merge into the whole, and the PCA
+reconstruction errors folded batch by batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from checks.multivariate import ErrorProfile, Moments, PcaModel
+from checks.profiles import NumericProfile
+from checks.results import ALL
+from checks.roles import Roles
+from monitor.engine.pandas_engine import ProfilePlan, fit_pass, numeric_matrix, profile_batches, profile_chunks
+
+
+def frames(rows: int = 6000, batch: int = 1000, seed: int = 0) -> list[pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=rows)
+    frame = pd.DataFrame(
+        {
+            "hour": np.arange(rows) // 700,  # chunks straddle batches
+            "x": a,
+            "y": 0.8 * a + 0.6 * rng.normal(size=rows),
+            "c": rng.choice(["u", "v", "w"], rows),
+            "region": rng.choice(["EU", "US"], rows),
+        }
+    )
+    frame.loc[5, "x"] = np.nan
+    return [frame.iloc[i : i + batch] for i in range(0, rows, batch)]
+
+
+@pytest.fixture(scope="module")
+def plan() -> ProfilePlan:
+    fitted = fit_pass(frames(), ["x", "y"], ["c"], bins=50, top_k=10, moments_of=["x", "y"], timestamp="hour")
+    binnings, rows, moments = fitted.binnings, fitted.rows, fitted.moments
+    assert (fitted.first, fitted.last) == (0, 8)
+    assert rows == 6000 and moments is not None and moments.count == 5999 and moments.skipped == 1
+    roles = Roles(numeric=("x", "y"), categorical=("c",))
+    return ProfilePlan(roles=roles, binnings=binnings, segment_values={"region": ("EU",)}, pca=PcaModel.fit(moments, ["x", "y"]))
+
+
+def test_chunks_merge_into_exactly_the_plain_profile(plan: ProfilePlan) -> None:
+    totals, chunks = profile_chunks(frames(), plan, lambda frame, offset: frame["hour"].to_numpy())
+    plain = profile_batches(frames(), plan)
+    assert len(chunks) == 9  # hours 0..8
+    assert [c[ALL].rows for c in chunks] == [700] * 8 + [400]
+    for segment in plain:
+        assert totals[segment].rows == plain[segment].rows
+        for name, column in plain[segment].columns.items():
+            mine_column = totals[segment].columns[name]
+            assert mine_column.count == column.count
+            if isinstance(column, NumericProfile):
+                assert np.array_equal(mine_column.counts, column.counts) and mine_column.mean == pytest.approx(column.mean)
+            else:
+                assert np.array_equal(mine_column.frequencies(), column.frequencies())
+        mine, theirs = totals[segment].multivariate, plain[segment].multivariate
+        assert mine.count == theirs.count and mine.mean == pytest.approx(theirs.mean) and mine.m2 == pytest.approx(theirs.m2)
+    assert sum(c["region=EU"].rows for c in chunks) == plain["region=EU"].rows
+
+
+def test_too_many_chunks_are_merged_in_runs(plan: ProfilePlan) -> None:
+    totals, chunks = profile_chunks(frames(), plan, lambda frame, offset: (offset + np.arange(len(frame))) // 10, max_chunks=40)
+    assert len(chunks) <= 40 and sum(c[ALL].rows for c in chunks) == 6000 == totals[ALL].rows
+
+
+def test_errors_are_the_models_on_the_imputed_matrix(plan: ProfilePlan) -> None:
+    whole = pd.concat(frames())
+    matrix = numeric_matrix(whole, ["x", "y", "absent"])
+    assert np.isnan(matrix[:, 2]).all() and np.isnan(matrix[5, 0])
+    expected = ErrorProfile.from_errors(plan.pca.errors(numeric_matrix(whole, ["x", "y"])))
+    profile = profile_batches(frames(), plan)[ALL].multivariate
+    assert profile.count == expected.count == 6000 and profile.mean == pytest.approx(expected.mean)
+    assert Moments.from_array(matrix[:, :2]).count == 5999
