@@ -191,7 +191,7 @@ def test_stationary_control_stays_quiet_and_a_real_shift_is_caught(seasonal: Sto
     assert breach_hours == list(range(SHIFT_FROM, MONITORED_HOURS))
     # before the shift the threshold is the minimum effect (nothing learned widened it)...
     before = flat[flat["window_start"] < REF_END + SHIFT_FROM * HOUR]
-    assert np.allclose(before["threshold"], 0.1)
+    assert before["threshold"].between(0.1, 0.11).all()  # the minimum effect, or just above it in a small hour
     # ...and the shifted hours are ~1 std away
     after = flat[flat["window_start"] >= REF_END + SHIFT_FROM * HOUR]
     assert (after["value"] > 0.8).all()

@@ -198,11 +198,19 @@ def _verdict_tiles(verdict: pd.Series) -> None:
     common.status_metric(tiles[0], f"Effect size ({verdict['metric']})", common.fmt_number(verdict["value"]), status,
                          f"threshold {common.fmt_number(verdict['threshold'])}")  # fmt: skip
     p_value, gate, test = details.get("p_value"), details.get("p_value_max"), details.get("test")
+    calibrated = details.get("threshold_mode") == "calibrated"
+    how = (
+        f"Calibrated threshold = max(minimum effect {common.fmt_number(details.get('min_effect'))}, null quantile "
+        f"{common.fmt_number(details.get('null_quantile'))} for this window's size + the reference's own variation "
+        f"{common.fmt_number(details.get('excess'))}). The p-value is the chance of an effect this large when nothing changed."
+        if calibrated
+        else "A fixed threshold from the config; the p-value is the column's test."
+    )
     tiles[1].metric(
-        f"p-value ({test})" if test else "p-value",
+        "p-value" if calibrated or not test else f"p-value ({test})",
         common.fmt_number(p_value) if p_value is not None else "—",
         delta=f"gate {gate:g}" if gate is not None else None, delta_color="off", delta_arrow="off",
-        help="The significance gate: a breach needs the effect size above its threshold and this p-value below the gate.",
+        help=how,
     )  # fmt: skip
     tiles[2].metric("Rows in the window", common.fmt_number(details.get("n_current")))
     tiles[3].metric("Rows in the reference", common.fmt_number(details.get("n_reference")))
