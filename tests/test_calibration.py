@@ -123,7 +123,8 @@ def test_stationary_chunks_learn_only_the_largest_swing_of_noise() -> None:
     chunks = [numeric(part, binning) for part in np.split(values, 30)]
     null = null_distribution(W, ref, 1000, SETTINGS)
     excess = chunk_excess(W, ref, chunks, SETTINGS)
-    assert 0.0 < excess < null.quantile(0.999) - null.sample.mean() < 0.1
+    assert 0.0 < excess < null.quantile(0.999) - null.sample.mean()
+    assert excess < 0.1  # below the minimum effect: it never hides a move that matters
 
 
 def test_a_cycle_in_the_reference_is_learned_and_widens_the_threshold() -> None:
