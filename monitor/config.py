@@ -34,7 +34,7 @@ from checks.kpis import KpiSpec
 from checks.roles import Roles
 from alerts.settings import AlertSettings, ChannelSpec, channel_problems
 from checks.settings import ChecksSettings
-from monitor.sources.specs import FileSourceSpec, SourceSpec, SqlSourceSpec
+from monitor.sources.specs import DeltaSourceSpec, FileSourceSpec, SourceSpec, SqlSourceSpec
 from monitor.windows import as_utc, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -123,10 +123,10 @@ def _reference_tag(value: Any) -> str:
     if isinstance(value, dict):
         if "window" in value:
             return "window"
-        return "sql" if value.get("type") == "sql" else "file"
+        return value.get("type") if value.get("type") in ("sql", "delta") else "file"
     if isinstance(value, WindowReference):
         return "window"
-    return "sql" if isinstance(value, SqlSourceSpec) else "file"
+    return "sql" if isinstance(value, SqlSourceSpec) else "delta" if isinstance(value, DeltaSourceSpec) else "file"
 
 
 ReferenceSpec = Annotated[
@@ -134,6 +134,7 @@ ReferenceSpec = Annotated[
         Annotated[WindowReference, Tag("window")],
         Annotated[FileSourceSpec, Tag("file")],
         Annotated[SqlSourceSpec, Tag("sql")],
+        Annotated[DeltaSourceSpec, Tag("delta")],
     ],
     Discriminator(_reference_tag),
 ]
@@ -164,6 +165,13 @@ class RetrySettings(_Strict):
         return value
 
 
+class SparkSettings(_Strict):
+    """The Spark engine's session (``engine: spark``, needs the ``[spark]`` extra and Java 17)."""
+
+    master: str | None = Field(None, description="Spark master URL, e.g. `local[4]` or `spark://host:7077`. Empty: the active session if there is one (Databricks), else `local[*]`.")
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings for a session Driftline creates, e.g. `spark.sql.shuffle.partitions: '8'`.")
+
+
 class MonitorConfig(_Strict):
     name: str = Field(description="Unique monitor name (letters, digits, . _ -).")
     source: SourceSpec = Field(description="Where the inference log lives.")
@@ -177,7 +185,11 @@ class MonitorConfig(_Strict):
     freshness: str | None = Field(None, description="Maximum age of the source's newest row, e.g. 2h: when it is older, the latest window's run records a `freshness/lag_seconds` breach (a no-data alert).")
     label_lag: str | None = Field(None, description="How late labels arrive, e.g. 7d: `serve` re-checks each window once after `end + label_lag`, replacing its results.")
     retry: RetrySettings = Field(default_factory=RetrySettings, description="How `serve` retries a failed run (backoff, attempts).")
-    engine: Literal["pandas"] = Field("pandas", description="Profiling engine.")
+    engine: Literal["pandas", "spark"] = Field(
+        "pandas",
+        description="Profiling engine: `pandas` (in-process, batch by batch) or `spark` (the same profiles computed by Spark, for logs past one machine; needs the `[spark]` extra).",
+    )
+    spark: SparkSettings | None = Field(None, description="Session settings of the Spark engine.")
     checks: ChecksSettings = Field(default_factory=ChecksSettings, description="Which checks run, with their thresholds.")
     kpis: list[KpiSpec] = Field(default_factory=list, description="Business KPIs: aggregations of a column with optional bounds.")
     profile: ProfileSettings = Field(default_factory=ProfileSettings, description="How windows are summarised (bins, categories, segments, batch size).")
@@ -230,6 +242,13 @@ class MonitorConfig(_Strict):
     @property
     def window_size(self) -> timedelta:
         return parse_duration(self.window)
+
+    @property
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments of the engine's constructor."""
+        if self.engine == "spark" and self.spark is not None:
+            return self.spark.model_dump()
+        return {}
 
     def fingerprint(self) -> str:
         """A stable id of what this monitor computes (stored with every run)."""

@@ -12,15 +12,13 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from sqlalchemy.orm import Session
 
-import numpy as np
-import pandas as pd
 
 import monitor
 from checks.calibration import ReferenceVariation, reference_variation
@@ -30,15 +28,9 @@ from checks.profiles import DatasetProfile, binning_from_dict, binning_to_dict
 from checks.results import ALL, MetricResult, Status
 from checks.roles import Roles
 from monitor.config import MonitorConfig, Project, WindowReference
-from monitor.engine.pandas_engine import (
-    ProfilePlan,
-    fit_pass,
-    infer_features,
-    profile_batches,
-    profile_chunks,
-    top_segment_values,
-)
-from monitor.sources import ReadReport, SourceError, open_source
+from monitor.engine.base import ChunkSpec, Engine, ReadJob, engine_named
+from monitor.engine.pandas_engine import ProfilePlan, infer_features
+from monitor.sources import SourceError
 from monitor.store import ReferenceRecord, RunRecord, Store, StoredProfile
 from monitor.windows import Window, windows_between
 
@@ -121,36 +113,26 @@ class Runner:
         self.store = store
         self.hooks: list[RunHook] = list(default_hooks(project) if hooks is None else hooks)
         self._references: dict[tuple[str, str], FittedReference] = {}
+        self._engines: dict[tuple[str, str], Engine] = {}
 
     # ------------------------------------------------------------------ the reference
 
-    def _reference_batches(self, mon: MonitorConfig, columns: list[str]) -> Callable[[], Iterator[pd.DataFrame]]:
+    def engine(self, mon: MonitorConfig) -> Engine:
+        """The monitor's engine (one per engine name and options, shared by its monitors)."""
+        key = (mon.engine, json.dumps(mon.engine_options, sort_keys=True, default=str))
+        if key not in self._engines:
+            self._engines[key] = engine_named(mon.engine, mon.engine_options)
+        return self._engines[key]
+
+    def _reference_job(self, mon: MonitorConfig, columns: list[str], kinds: dict[str, str] | None = None) -> ReadJob:
+        """Reading the reference: a period of the monitor's own source, or its own spec (a
+        training set, read without timestamps when it has no timestamp column)."""
         ref = mon.reference
+        timestamp = mon.columns.timestamp
         if isinstance(ref, WindowReference):
-            spec, window = mon.source, Window(ref.window.start, ref.window.end)
-        else:
-            spec, window = ref, None
-
-        def batches() -> Iterator[pd.DataFrame]:
-            source = open_source(spec, self.project.base_dir)
-            try:
-                if window is None:
-                    yield from _read_all(source, columns, mon)
-                else:
-                    yield from source.read(columns, timestamp=mon.columns.timestamp, window=window, batch_rows=mon.profile.batch_rows)
-            finally:
-                source.close()
-
-        return batches
-
-    def _reference_kinds(self, mon: MonitorConfig) -> dict[str, str]:
-        ref = mon.reference
-        spec = mon.source if isinstance(ref, WindowReference) else ref
-        source = open_source(spec, self.project.base_dir)
-        try:
-            return source.columns()
-        finally:
-            source.close()
+            return ReadJob(mon.source, self.project.base_dir, tuple(columns), timestamp, Window(ref.window.start, ref.window.end), mon.profile.batch_rows)
+        has_time = kinds is not None and timestamp in kinds
+        return ReadJob(ref, self.project.base_dir, tuple(columns), timestamp if has_time else None, None, mon.profile.batch_rows)
 
     def reference(self, mon: MonitorConfig, *, refit: bool = False) -> FittedReference:
         """The monitor's fitted reference: from the store, or fitted now and stored."""
@@ -165,8 +147,9 @@ class Runner:
     def _fit(self, mon: MonitorConfig, fingerprint: str) -> FittedReference:
         cols = mon.columns
         warnings: list[str] = []
+        engine = self.engine(mon)
         try:
-            kinds = self._reference_kinds(mon)
+            kinds = engine.columns(self._reference_job(mon, []))
         except SourceError as exc:
             raise ReferenceFitError(f"cannot read the reference: {exc}") from None
         reserved = cols.reserved()
@@ -194,14 +177,10 @@ class Runner:
         fit_numeric = list(dict.fromkeys(fit_numeric))
         fit_categorical = list(dict.fromkeys(c for c in fit_categorical if c not in fit_numeric))
         needed = list(dict.fromkeys([*fit_numeric, *fit_categorical, *cols.segments, *(k.column for k in mon.kpis)]))
-        batches = self._reference_batches(mon, [c for c in needed if c in kinds] + ([cols.timestamp] if cols.timestamp in kinds else []))
+        job = self._reference_job(mon, [c for c in needed if c in kinds] + ([cols.timestamp] if cols.timestamp in kinds else []), kinds)
         try:
             multivariate = list(numeric) if mon.checks.multivariate.enabled and len(numeric) >= 2 else None
-            has_time = cols.timestamp in kinds
-            first = fit_pass(
-                batches(), fit_numeric, fit_categorical, bins=mon.profile.bins, top_k=mon.profile.top_k,
-                moments_of=multivariate, timestamp=cols.timestamp if has_time else None,
-            )  # fmt: skip
+            first = engine.first_pass(job, fit_numeric, fit_categorical, bins=mon.profile.bins, top_k=mon.profile.top_k, moments_of=multivariate)
             binnings, rows, moments = first.binnings, first.rows, first.moments
             if rows == 0:
                 raise ReferenceFitError("the reference has no rows; point `reference` at training data or a healthy period")
@@ -211,7 +190,7 @@ class Runner:
                     pca = PcaModel.fit(moments, multivariate, mon.checks.multivariate.variance)
                 except ValueError as exc:
                     warnings.append(f"multivariate drift is off: {exc}")
-            segment_values = top_segment_values(batches(), list(cols.segments), mon.profile.segment_top_k) if cols.segments else {}
+            segment_values = engine.segment_values(job, list(cols.segments), mon.profile.segment_top_k) if cols.segments else {}
             plan = ProfilePlan(
                 roles=cols.roles_for(list(numeric), list(categorical)),
                 binnings=binnings,
@@ -223,7 +202,7 @@ class Runner:
             )
             # Duplicate ids in training data are not a monitoring signal: profile without them.
             span = (first.last - first.first).to_pytimedelta() if first.first is not None and first.last is not None else None
-            profiles, chunks = profile_chunks(batches(), replace(plan, id_column=None), _chunk_key(mon, span, rows))
+            profiles, chunks = engine.reference_profiles(job, replace(plan, id_column=None), _chunk_spec(mon, job.timestamp, span, rows))
         except SourceError as exc:
             raise ReferenceFitError(f"cannot read the reference: {exc}") from None
         for name, binning in binnings.items():
@@ -285,23 +264,11 @@ class Runner:
 
     def _check(self, mon: MonitorConfig, window: Window, reference: FittedReference, started: datetime, trigger: str) -> RunOutcome:
         plan = reference.plan
-        report = ReadReport()
-        source = open_source(mon.source, self.project.base_dir)
         version_column = mon.columns.model_version
-        versions: dict[str, int] = {}
-        try:
-            batches = source.read(
-                plan.columns_to_read(mon.columns.timestamp) + ([version_column] if version_column else []),
-                timestamp=mon.columns.timestamp,
-                window=window,
-                batch_rows=mon.profile.batch_rows,
-                report=report,
-            )
-            if version_column:
-                batches = _tally(batches, version_column, versions)
-            profiles = profile_batches(batches, plan)
-        finally:
-            source.close()
+        columns = plan.columns_to_read(mon.columns.timestamp) + ([version_column] if version_column else [])
+        job = ReadJob(mon.source, self.project.base_dir, tuple(columns), mon.columns.timestamp, window, mon.profile.batch_rows)
+        read = self.engine(mon).window_profiles(job, plan, version_column)
+        profiles, report, versions = read.profiles, read.report, read.versions
         # Columns that no file of the window had: one column_missing breach, not also a 100%
         # missing share and a drift verdict on nothing.
         absent = {
@@ -406,40 +373,14 @@ MAX_CHUNKS = 400
 number of windows each, so that profiling it chunk by chunk stays cheap."""
 
 
-def _chunk_key(mon: MonitorConfig, span: timedelta | None, rows: int) -> Callable[[pd.DataFrame, int], np.ndarray]:
+def _chunk_spec(mon: MonitorConfig, timestamp: str | None, span: timedelta | None, rows: int) -> ChunkSpec:
     """The reference's own windows (the monitor's window length, on the same grid as its
     windows; a multiple of it past MAX_CHUNKS windows), or ROW_ORDER_CHUNKS equal runs of rows
-    when it has no timestamps (``span`` None)."""
-    if span is not None:
+    when it has no timestamps."""
+    if timestamp is not None and span is not None:
         windows = max(1, int(span / mon.window_size) + 1)
-        length = int(mon.window_size.total_seconds() * 1_000_000) * -(-windows // MAX_CHUNKS)
-        column = mon.columns.timestamp
-
-        def by_window(frame: pd.DataFrame, offset: int) -> np.ndarray:
-            micros = frame[column].to_numpy(dtype="datetime64[us]").astype(np.int64)
-            return micros // length
-
-        return by_window
-    per_chunk = max(1, -(-rows // ROW_ORDER_CHUNKS))
-    return lambda frame, offset: (offset + np.arange(len(frame))) // per_chunk
-
-
-def _read_all(source: Any, columns: list[str], mon: MonitorConfig) -> Iterable[pd.DataFrame]:
-    """A reference file may lack the timestamp column (training data): read it without one."""
-    kinds = source.columns()
-    if mon.columns.timestamp in kinds:
-        yield from source.read(columns, timestamp=mon.columns.timestamp, window=None, batch_rows=mon.profile.batch_rows)
-    else:
-        yield from source.read_all(columns, batch_rows=mon.profile.batch_rows)
-
-
-def _tally(batches: Iterable[pd.DataFrame], column: str, counts: dict[str, int]) -> Iterator[pd.DataFrame]:
-    """Pass batches through, counting the values of ``column`` (e.g. the model version)."""
-    for frame in batches:
-        if column in frame:
-            for value, n in frame[column].astype("string").value_counts(dropna=True).items():
-                counts[str(value)] = counts.get(str(value), 0) + int(n)
-        yield frame
+        return ChunkSpec(timestamp=timestamp, length_us=int(mon.window_size.total_seconds() * 1_000_000) * -(-windows // MAX_CHUNKS))
+    return ChunkSpec(rows_per_chunk=max(1, -(-rows // ROW_ORDER_CHUNKS)))
 
 
 def default_hooks(project: Project) -> list[RunHook]:

@@ -51,7 +51,7 @@ def render() -> None:
 
     st.subheader("Drift by column and window")
     note = (
-        f"Each cell is one window" if grid.windows_per_bucket == 1
+        "Each cell is one window" if grid.windows_per_bucket == 1
         else f"Each cell groups {grid.windows_per_bucket} windows and shows the largest effect size among them"
     )  # fmt: skip
     st.caption(
