@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 TimestampUnit = Literal["s", "ms", "us", "ns"]
 
@@ -20,7 +27,94 @@ _TIMESTAMP_UNIT = (
 )
 
 
-class FileSourceSpec(BaseModel):
+class InferenceTableSpec(BaseModel):
+    """A Databricks Model Serving inference table, unpacked into one row per record: `source: {..., inference_table: {}}`.
+
+    Each row of the table is one request, with the request and response as JSON.
+
+    Every record of a request becomes a row with the record's keys as feature columns and these
+    columns: `timestamp` (the request time), `prediction`, `latency_ms`, `model_version` (from the
+    request metadata), `status_code`, `request_id` and `record_id` (unique per record: use it as
+    `columns.id`); configure `columns:` with these names. The
+    defaults are the legacy table's column names; gateway tables rename some of them, so each name
+    is a setting. Rows of failed requests (status code other than 200) are dropped, and requests
+    whose JSON cannot be read are dropped; both are counted in the read's warnings.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp: str = Field(
+        "timestamp_ms",
+        description="Source column with the request time; becomes the column `timestamp`.",
+    )
+    timestamp_unit: TimestampUnit | None = Field(
+        "ms",
+        description="Unit of `timestamp` when it holds numbers (the legacy table's `timestamp_ms` is in ms); "
+        "a `timestamp_unit` set on the source itself takes precedence.",
+    )
+    latency: str | None = Field(
+        "execution_time_ms",
+        description="Source column with the request's execution time in ms; becomes `latency_ms` (the same "
+        "value for every record of a request). null: none.",
+    )
+    status_code: str | None = Field(
+        "status_code",
+        description="Source column with the HTTP status; rows other than 200 are dropped. null: keep every row.",
+    )
+    request: str = Field(
+        "request",
+        description="Source column with the request JSON: `{\"dataframe_records\": [...]}`, "
+        "`{\"dataframe_split\": {\"columns\": [...], \"data\": [...]}}`, `{\"instances\": [...]}` or "
+        "`{\"inputs\": ...}`.",
+    )
+    response: str | None = Field(
+        "response",
+        description="Source column with the response JSON, `{\"predictions\": [...]}` (or `outputs`), one "
+        "prediction per record; becomes `prediction`. null: none.",
+    )
+    request_metadata: str | None = Field(
+        "request_metadata",
+        description="Source column with the request metadata (a JSON object or a map); its `model_version` "
+        "becomes `model_version`. null: none.",
+    )
+    id: str | None = Field(
+        "databricks_request_id",
+        description="Source column with the request id; becomes `request_id` (shared by the records of a "
+        "request) and `record_id` (`{request id}:{position}`, unique per record). null: none.",
+    )
+    prediction_field: str | int | None = Field(
+        None,
+        description="When each prediction is an object (e.g. `{\"label\": 1, \"score\": 0.8}`), the key to "
+        "use; when it is a list (class probabilities), the position. Objects with a single key need none.",
+    )
+    extra_columns: list[str] = Field(
+        default_factory=list,
+        description="Other source columns copied to every record of the request, under their own names "
+        "(e.g. `client_request_id`, `date`).",
+    )
+
+
+_INFERENCE_TABLE = (
+    "Read the source as a Databricks Model Serving inference table: JSON requests and responses unpacked "
+    "into one row per record (see InferenceTableSpec); `{}` for the legacy column names."
+)
+
+
+class _AdaptableSource(BaseModel):
+    """A source that an ``inference_table`` adapter may unpack. Each subclass declares the field itself,
+    last, so the configuration reference lists it after the source's own keys."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_adapter(self, handler):  # type: ignore[no-untyped-def]
+        # Keep dumps (and so config and reference fingerprints) of plain sources as they were before
+        # the adapter existed: adding an unset key must not refit every stored reference.
+        data = handler(self)
+        if isinstance(data, dict) and getattr(self, "inference_table", None) is None:
+            data.pop("inference_table", None)
+        return data
+
+
+class FileSourceSpec(_AdaptableSource):
     """Logs in files: Parquet, CSV or JSON lines, one file, a folder or globs."""
 
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +135,7 @@ class FileSourceSpec(BaseModel):
         "skips folders whose date cannot overlap the window being read; `none` ignores folder names.",
     )
     timestamp_unit: TimestampUnit | None = Field(None, description=_TIMESTAMP_UNIT)
+    inference_table: InferenceTableSpec | None = Field(None, description=_INFERENCE_TABLE)
 
     @field_validator("path")
     @classmethod
@@ -57,7 +152,7 @@ class FileSourceSpec(BaseModel):
         return [self.path] if isinstance(self.path, str) else list(self.path)
 
 
-class SqlSourceSpec(BaseModel):
+class SqlSourceSpec(_AdaptableSource):
     """Logs in a database table, or the rows of a query, read through SQLAlchemy."""
 
     model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
@@ -83,6 +178,7 @@ class SqlSourceSpec(BaseModel):
         description="Database schema of `table` (default: the connection's default schema).",
     )
     timestamp_unit: TimestampUnit | None = Field(None, description=_TIMESTAMP_UNIT)
+    inference_table: InferenceTableSpec | None = Field(None, description=_INFERENCE_TABLE)
 
     @field_validator("url")
     @classmethod
@@ -111,5 +207,37 @@ class SqlSourceSpec(BaseModel):
         return self
 
 
-SourceSpec = Annotated[FileSourceSpec | SqlSourceSpec, Field(discriminator="type")]
-"""Either kind of source, chosen by its ``type``."""
+class DeltaSourceSpec(_AdaptableSource):
+    """Logs in a Delta Lake table, read with delta-rs (no Spark): only its current (or chosen) version's files.
+
+    Deleted and updated rows are never read (reading the folder as Parquet would return them). The
+    window and the columns are pushed down: files are skipped by partition values and the log's
+    statistics, row groups by their statistics, and only the requested columns are decoded.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["delta"] = Field(description="A Delta Lake table.")
+    path: str = Field(
+        description="The table's folder (the one holding `_delta_log/`), relative to the config file's folder, "
+        "or a URI such as `s3://bucket/table` (credentials from the environment, as delta-rs reads them)."
+    )
+    version: int | None = Field(
+        None,
+        ge=0,
+        description="Read this table version (time travel) instead of the latest; the latest is loaded again "
+        "at every read, so new commits are picked up.",
+    )
+    timestamp_unit: TimestampUnit | None = Field(None, description=_TIMESTAMP_UNIT)
+    inference_table: InferenceTableSpec | None = Field(None, description=_INFERENCE_TABLE)
+
+    @field_validator("path")
+    @classmethod
+    def _path_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a path may not be empty")
+        return value
+
+
+SourceSpec = Annotated[FileSourceSpec | SqlSourceSpec | DeltaSourceSpec, Field(discriminator="type")]
+"""Any kind of source, chosen by its ``type``."""
