@@ -34,8 +34,14 @@ from checks.kpis import KpiSpec
 from checks.roles import Roles
 from alerts.settings import AlertSettings, ChannelSpec, channel_problems
 from checks.settings import ChecksSettings
-from monitor.sources.specs import DeltaSourceSpec, FileSourceSpec, SourceSpec, SqlSourceSpec
+from monitor.sources.spark_specs import SparkTableSpec
+from monitor.sources.specs import DeltaSourceSpec, FileSourceSpec, SqlSourceSpec
 from monitor.windows import as_utc, parse_duration
+
+SourceSpec = Annotated[
+    Union[FileSourceSpec, SqlSourceSpec, DeltaSourceSpec, SparkTableSpec], Field(discriminator="type")
+]
+"""Any kind of source, chosen by its ``type`` (``spark_table`` needs ``engine: spark``)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

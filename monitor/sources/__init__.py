@@ -28,6 +28,7 @@ from monitor.sources.specs import (
     SqlSourceSpec,
     TimestampUnit,
 )
+from monitor.sources.spark_specs import SparkTableSpec
 from monitor.sources.sql import SqlSource, redact_url
 
 __all__ = [
@@ -72,4 +73,9 @@ def open_source(spec: FileSourceSpec | SqlSourceSpec | DeltaSourceSpec, base_dir
         return SqlSource(spec, base_dir)
     if isinstance(spec, DeltaSourceSpec):
         return DeltaSource(spec, base_dir)
+    if isinstance(spec, SparkTableSpec):
+        raise SourceError(
+            f"spark_table sources need engine: spark (table {spec.table!r} exists only inside a Spark session); "
+            "set `engine: spark` on the monitor"
+        )
     raise TypeError(f"not a source spec: {type(spec).__name__}")
