@@ -4,15 +4,23 @@ Memory is bounded by the batch size and the profiles, never by the window: every
 a :class:`DatasetProfile` per segment, and profiles merge by adding. Coercion lives here (text in
 a numeric column, booleans, mixed types), so the statistics in ``checks`` only ever see clean
 numpy arrays plus counts of what was wrong.
+
+Each column of a batch is converted once — numbers to a float array (a view, no copy, for float
+columns), categories to integer codes — and every profile of the batch (the whole window, each
+segment, each chunk of the reference) counts from those arrays through row indices: no pandas
+copy per segment, no text comparisons per row.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import pandas as pd
@@ -25,7 +33,6 @@ from checks.profiles import (
     CategoricalBinning,
     CategoricalProfile,
     ClassPerformance,
-    ColumnProfile,
     DatasetProfile,
     NumericBinning,
     NumericProfile,
@@ -72,18 +79,51 @@ _POOL: ThreadPoolExecutor | None = None
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
+        _keep_freed_memory()
         _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)), thread_name_prefix="driftline-profile")
     return _POOL
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc reuse the memory of one batch for the next.
+
+    By default glibc hands every freed block above 128 KiB (a column of a batch is ~1 MiB) and
+    the free top of each heap straight back to the kernel, so each batch's arrays start as fresh
+    pages: measured on a 1M-row window, 180,000 page faults, a third of the check's CPU time.
+    Blocks up to 16 MiB then come from the heap, and up to 64 MiB may stay free at a heap's top;
+    peak memory is still bounded by the batch. Linux (glibc) only; skipped when the process sets
+    ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` itself, or with
+    ``DRIFTLINE_MALLOC_TUNING=0``."""
+    if not sys.platform.startswith("linux") or os.environ.get("DRIFTLINE_MALLOC_TUNING", "1") == "0":
+        return
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 16 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        pass
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 # ------------------------------------------------------------------------------ coercion
 
 
 def numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
-    """A float array (NaN for missing) and the number of present values that are not numbers."""
-    if pd.api.types.is_bool_dtype(series.dtype):
+    """A float array (NaN for missing) and the number of present values that are not numbers.
+
+    For a float64 column the array is the column's own (no copy): callers must not write to it."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
         return series.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan), 0
-    if pd.api.types.is_numeric_dtype(series.dtype):
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiu":
+        # numpy dtypes hold no missing marker but NaN: no NA replacement pass (and no copy).
+        values = series.to_numpy()
+        return (values if dtype == np.float64 else values.astype(np.float64)), 0
+    if pd.api.types.is_numeric_dtype(dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan), 0
     coerced = pd.to_numeric(series, errors="coerce")
     values = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -105,71 +145,381 @@ def category_strings(series: pd.Series) -> pd.Series:
     return series.astype("string")
 
 
+def _category_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of a column's values (-1 where missing) and the text of each code, as
+    :func:`category_strings` writes it (two codes may share a text, e.g. 1 and "1")."""
+    dtype = series.dtype
+    direct = (
+        isinstance(dtype, pd.StringDtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_integer_dtype(dtype)
+        or pd.api.types.is_float_dtype(dtype)
+    )
+    if not direct:
+        # Objects (mixed types) and the rest: hashing them as they are would fold 1, 1.0 and True
+        # into one value, so code their text instead.
+        series = category_strings(series)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    # The same text as category_strings of the whole column: every rule (integral floats, lower-case
+    # booleans) depends only on the set of distinct values.
+    labels = category_strings(pd.Series(uniques, dtype=series.dtype)).tolist() if len(uniques) else []
+    return np.asarray(codes, dtype=np.intp), [str(label) for label in labels]
+
+
 def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
-    text = category_strings(series)
-    counts = text.value_counts(dropna=True)
-    return {str(k): int(v) for k, v in counts.items()}, int(text.isna().sum())
+    codes, labels = _category_codes(series)
+    counts = np.bincount(codes + 1, minlength=len(labels) + 1)
+    out: dict[str, int] = {}
+    for i in np.flatnonzero(counts[1:]):
+        out[labels[i]] = out.get(labels[i], 0) + int(counts[i + 1])
+    return out, int(counts[0])
 
 
 # ---------------------------------------------------------------------------- profiling
+#
+# A batch is converted once (:class:`_Batch`): each numeric column to a float array, each
+# categorical one to integer codes and the text of each code. Every *subset* of the batch's rows
+# that gets a profile — the whole batch, each segment, each chunk of the reference and each
+# segment within it — is then an array of row indices into those, so no column is converted
+# twice and no pandas frame is copied per segment. Work is split by column across the thread
+# pool (numpy releases the GIL); each task profiles its column for every subset.
+
+_BLAS_ROWS = 1 << 18
+"""Matrix products on row blocks are kept below about this many multiply-adds (rows x columns x
+columns), at most 4,096 rows: the block's temporaries stay in cache, no large array is allocated
+per batch (fresh pages cost more than the arithmetic here), and OpenBLAS, which splits larger
+products across threads that spin while the cores are busy profiling other columns, stays on one
+thread even where ``threadpoolctl`` is not installed."""
 
 
-def _column_profile(series: pd.Series, name: str, binning: Binning, plan: ProfilePlan) -> ColumnProfile:
-    if isinstance(binning, NumericBinning):
-        values, invalid = numeric_values(series)
-        return NumericProfile.from_values(values, binning, invalid=invalid, sketch=name in plan.sketched)
-    counts, missing = category_counts(series)
-    return CategoricalProfile.from_counts(counts, binning, missing=missing)
+def _block_rows(width: int) -> int:
+    if _ONE_BLAS_THREAD.active:
+        return 4096  # BLAS is held at one thread: only the cache decides
+    return int(min(4096, max(256, _BLAS_ROWS // max(1, width))))
 
 
-def _performance(frame: pd.DataFrame, plan: ProfilePlan) -> Performance | None:
+class _OneBlasThread:
+    """Holds BLAS at one thread while batches are profiled (re-entrant, shared across threads;
+    the last to leave restores the previous setting). The engine's own pool already keeps every
+    core busy: BLAS threads on top only spin. Needs ``threadpoolctl``; a no-op without it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limit: Any = None
+        self._controller: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users == 1 and self._controller is not False:
+                try:
+                    if self._controller is None:
+                        from threadpoolctl import ThreadpoolController
+
+                        self._controller = ThreadpoolController()
+                    self._limit = self._controller.limit(limits=1, user_api="blas")
+                except Exception:  # threadpoolctl missing or unable to see the library: no limit
+                    self._controller, self._limit = False, None
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._limit is not None:
+                self._limit.restore_original_limits()
+                self._limit = None
+
+    @property
+    def active(self) -> bool:
+        return self._limit is not None
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
+
+
+@dataclass
+class _Numeric:
+    values: np.ndarray  # float64, NaN where missing or not a number; may be read-only
+    invalid: np.ndarray | None  # rows that held something that is not a number (None: none did)
+    bins: np.ndarray | None = None  # bin of each row, binning.bins where not finite (when shared)
+
+
+@dataclass
+class _Codes:
+    codes: np.ndarray  # intp, -1 where missing
+    labels: list[str]  # the text of each code (several codes may share one text)
+
+
+class _Batch:
+    """The columns of one batch, converted on first use and then shared."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.rows = len(frame)
+        self._numeric: dict[str, _Numeric] = {}
+        self._codes: dict[str, _Codes] = {}
+        self._present: dict[str, np.ndarray | None] = {}
+        self._kpi: dict[str, np.ndarray] = {}
+
+    def numeric(self, name: str) -> _Numeric:
+        column = self._numeric.get(name)
+        if column is None:
+            if name in self.frame:
+                values, invalid = numeric_values(self.frame[name])
+                mask = None
+                if invalid:
+                    mask = self.frame[name].notna().to_numpy(dtype=bool) & np.isnan(values)
+            else:  # a file without the column: its rows are missing values of it
+                values, mask = np.full(self.rows, np.nan), None
+            column = self._numeric[name] = _Numeric(values, mask)
+        return column
+
+    def codes(self, name: str) -> _Codes:
+        column = self._codes.get(name)
+        if column is None:
+            if name in self.frame:
+                codes, labels = _category_codes(self.frame[name])
+            else:
+                codes, labels = np.full(self.rows, -1, dtype=np.intp), []
+            column = self._codes[name] = _Codes(codes, labels)
+        return column
+
+    def present(self, name: str) -> np.ndarray | None:
+        """Rows where the column is not null (the target's labelled rows); None: every row."""
+        if name not in self._present:
+            mask = self.frame[name].notna().to_numpy(dtype=bool)
+            self._present[name] = None if mask.all() else mask
+        return self._present[name]
+
+    def kpi_values(self, name: str) -> np.ndarray:
+        values = self._kpi.get(name)
+        if values is None:
+            series = self.frame[name]
+            if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+                values = self.numeric(name).values
+            else:
+                values = series.astype("string").to_numpy(dtype=object, na_value=None)
+            self._kpi[name] = values
+        return values
+
+
+Rows = Union[np.ndarray, slice, None]
+"""Some rows of a batch: increasing indices, a ``slice`` of consecutive rows (a view, no copy:
+the chunks of a reference are runs of rows), or None for every row."""
+
+
+def _take(values: np.ndarray, rows: Rows) -> np.ndarray:
+    return values if rows is None else values[rows]
+
+
+def _count(rows: Rows, batch: _Batch) -> int:
+    if rows is None:
+        return batch.rows
+    if isinstance(rows, slice):
+        return rows.stop - rows.start
+    return int(rows.size)
+
+
+def _indices(rows: Rows, batch: _Batch) -> np.ndarray:
+    if rows is None:
+        return np.arange(batch.rows)
+    if isinstance(rows, slice):
+        return np.arange(rows.start, rows.stop)
+    return rows
+
+
+def _restrict(rows: Rows, keep: np.ndarray | None) -> Rows:
+    """``rows`` where ``keep`` (a row mask of the batch) holds."""
+    if keep is None:
+        return rows
+    if rows is None:
+        return np.flatnonzero(keep)
+    if isinstance(rows, slice):
+        return np.flatnonzero(keep[rows]) + rows.start
+    return rows[keep[rows]]
+
+
+def _numeric_profiles(batch: _Batch, name: str, binning: NumericBinning, sketch: bool, subsets: list, target: bool) -> list[NumericProfile]:
+    column = batch.numeric(name)
+    values, invalid = column.values, column.invalid
+    present = batch.present(name) if target and name in batch.frame else None
+    k = binning.bins
+    if len(subsets) > 1 and k > 1 and column.bins is None:
+        # Several subsets: bin every row once, then count each subset's bins.
+        finite = np.isfinite(values)
+        if finite.all():
+            bins = binning.index(values)
+        else:
+            bins = np.full(values.size, k, dtype=np.intp)
+            bins[finite] = binning.index(values[finite])
+        column.bins = bins
+    out = []
+    for rows in subsets:
+        if target:
+            # Labels arrive late: profile only labelled rows, so the target's distribution is
+            # not diluted by rows whose label has not landed yet.
+            rows = _restrict(rows, present)
+        v = _take(values, rows)
+        bad = 0 if invalid is None else int(np.count_nonzero(_take(invalid, rows)))
+        ok = np.isfinite(v)
+        n = int(np.count_nonzero(ok))
+        bins = None if column.bins is None else _take(column.bins, rows)
+        if n == v.size:
+            finite, nan, inf = v, 0, 0
+        else:
+            nan = int(np.count_nonzero(np.isnan(v)))
+            inf = v.size - n - nan
+            finite = v[ok]
+        out.append(
+            NumericProfile._of_finite(
+                finite, binning, bins, missing=nan - bad, invalid=bad + inf,
+                sketch=QuantileSketch.from_values(finite) if sketch else None,
+            )  # fmt: skip
+        )
+    return out
+
+
+def _categorical_profiles(batch: _Batch, name: str, binning: CategoricalBinning, subsets: list, target: bool) -> list[CategoricalProfile]:
+    column = batch.codes(name)
+    codes, labels = column.codes, column.labels
+    out = []
+    for rows in subsets:
+        counts = np.bincount(_take(codes, rows) + 1, minlength=len(labels) + 1)
+        values: dict[str, int] = {}
+        for i in np.flatnonzero(counts[1:]):
+            label = labels[i]
+            values[label] = values.get(label, 0) + int(counts[i + 1])
+        # The target: only labelled rows count, so none is missing.
+        out.append(CategoricalProfile.from_counts(values, binning, missing=0 if target else int(counts[0])))
+    return out
+
+
+def _row_blocks(batch: _Batch, columns: list[str], rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, block)``: the (rows, len(columns)) float matrix of consecutive rows, NaN
+    where missing; one buffer, refilled."""
+    arrays = [batch.numeric(name).values for name in columns]
+    buffer = np.empty((min(rows_per_block, batch.rows), len(arrays)))
+    for start in range(0, batch.rows, rows_per_block):
+        stop = min(start + rows_per_block, batch.rows)
+        block = buffer[: stop - start]
+        for j, values in enumerate(arrays):
+            block[:, j] = values[start:stop]
+        yield start, block
+
+
+def _reconstruction_errors(batch: _Batch, pca: PcaModel) -> np.ndarray:
+    errors = np.empty(batch.rows)
+    for start, block in _row_blocks(batch, list(pca.columns), _block_rows(pca.d * max(1, pca.k))):
+        errors[start : start + len(block)] = pca.errors(block)
+    return errors
+
+
+def _moments(batch: _Batch, columns: list[str]) -> Moments:
+    """Moments of the batch's complete rows, block by block (Chan's merge)."""
+    total: Moments | None = None
+    for _, block in _row_blocks(batch, columns, _block_rows(len(columns) ** 2)):
+        part = Moments.from_array(block)
+        total = part if total is None else total.merge(part)
+    return total if total is not None else Moments.empty(len(columns))
+
+
+def _error_profiles(batch: _Batch, pca: PcaModel, subsets: list) -> list[ErrorProfile]:
+    errors = _reconstruction_errors(batch, pca)
+    return [ErrorProfile.from_errors(_take(errors, rows)) for rows in subsets]
+
+
+def _performance_profiles(batch: _Batch, plan: ProfilePlan, subsets: list) -> list[Performance | None]:
     roles = plan.roles
+    frame = batch.frame
     if not roles.prediction or not roles.target or roles.prediction not in frame or roles.target not in frame:
-        return None
+        return [None] * len(subsets)
     kind = roles.prediction_kind
     if kind == "class":
-        predicted = category_strings(frame[roles.prediction])
-        truth = category_strings(frame[roles.target])
-        both = predicted.notna() & truth.notna()
-        pairs = pd.DataFrame({"t": truth[both], "p": predicted[both]}).value_counts()
-        return ClassPerformance.from_pairs({(t, p): int(n) for (t, p), n in pairs.items()})
-    scores, _ = numeric_values(frame[roles.prediction])
-    labels, _ = numeric_values(frame[roles.target])
+        predicted, truth = batch.codes(roles.prediction), batch.codes(roles.target)
+        width = max(1, len(predicted.labels))
+        pair = truth.codes * width + predicted.codes
+        both = (truth.codes >= 0) & (predicted.codes >= 0)
+        out: list[Performance | None] = []
+        for rows in subsets:
+            pairs = _take(pair, _restrict(rows, both))
+            counts = np.bincount(pairs, minlength=1)
+            confusion: dict[tuple[str, str], int] = {}
+            for code in np.flatnonzero(counts):
+                key = (truth.labels[code // width], predicted.labels[code % width])
+                confusion[key] = confusion.get(key, 0) + int(counts[code])
+            out.append(ClassPerformance.from_pairs(confusion))
+        return out
+    scores = batch.numeric(roles.prediction).values
+    labels = batch.numeric(roles.target).values
     ok = np.isfinite(scores) & np.isfinite(labels)
     if kind == "probability":
         ok &= (labels == 0) | (labels == 1)
-        return BinaryPerformance.from_arrays(scores[ok], labels[ok], plan.decision_threshold)
-    return RegressionPerformance.from_arrays(scores[ok], labels[ok])
+    every = bool(ok.all())
+    out = []
+    for rows in subsets:
+        if rows is None:
+            s, y = (scores, labels) if every else (scores[ok], labels[ok])
+        else:
+            keep = rows if every else _restrict(rows, ok)
+            s, y = scores[keep], labels[keep]
+        if kind == "probability":
+            out.append(BinaryPerformance.from_arrays(s, y, plan.decision_threshold))
+        else:
+            out.append(RegressionPerformance.from_arrays(s, y))
+    return out
 
 
-def _kpi_values(series: pd.Series) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-        return numeric_values(series)[0]
-    return series.astype("string").to_numpy(dtype=object, na_value=None)
+def _kpi_profiles(batch: _Batch, plan: ProfilePlan, subsets: list) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{} for _ in subsets]
+    for spec in plan.kpis:
+        if spec.column not in batch.frame:
+            continue
+        values = batch.kpi_values(spec.column)
+        for i, rows in enumerate(subsets):
+            out[i][spec.name] = kpi_profile(_take(values, rows), spec)
+    return out
+
+
+def _profile_subsets(batch: _Batch, plan: ProfilePlan, subsets: list) -> list[DatasetProfile]:
+    """A profile of each subset of the batch's rows (indices, increasing; None: every row)."""
+    pool = _pool()
+    roles = plan.roles
+    # Columns more than one task reads are converted here first, so no two tasks convert one.
+    for name in plan.pca.columns if plan.pca is not None else ():
+        batch.numeric(name)
+    if roles.prediction and roles.target and roles.prediction in batch.frame and roles.target in batch.frame:
+        for name in (roles.prediction, roles.target):
+            batch.codes(name) if roles.prediction_kind == "class" else batch.numeric(name)
+    jobs: dict[str, Any] = {}
+    errors = pool.submit(_error_profiles, batch, plan.pca, subsets) if plan.pca is not None else None
+    for name, binning in plan.binnings.items():
+        if name not in batch.frame and name == roles.target:
+            continue  # (a column absent from the whole window is reported once, as column_missing)
+        is_target = name == roles.target
+        if isinstance(binning, NumericBinning):
+            jobs[name] = pool.submit(_numeric_profiles, batch, name, binning, name in plan.sketched, subsets, is_target)
+        else:
+            jobs[name] = pool.submit(_categorical_profiles, batch, name, binning, subsets, is_target)
+    performance = pool.submit(_performance_profiles, batch, plan, subsets)
+    kpis = _kpi_profiles(batch, plan, subsets)
+    columns = {name: job.result() for name, job in jobs.items()}
+    multivariate = errors.result() if errors is not None else [None] * len(subsets)
+    performances = performance.result()
+    return [
+        DatasetProfile(
+            rows=_count(rows, batch),
+            columns={name: profiles[i] for name, profiles in columns.items()},
+            performance=performances[i],
+            kpis=kpis[i],
+            multivariate=multivariate[i],
+        )
+        for i, rows in enumerate(subsets)
+    ]
 
 
 def profile_frame(frame: pd.DataFrame, plan: ProfilePlan) -> DatasetProfile:
     """One segment of one batch."""
-    pending = {}
-    for name, binning in plan.binnings.items():
-        if name not in frame:
-            # A file without the column: its rows are missing values of it. (A column absent
-            # from the whole window is reported once, as column_missing, by the runner.)
-            if name != plan.roles.target:
-                series = pd.Series([None] * len(frame), dtype=object)
-                pending[name] = _pool().submit(_column_profile, series, name, binning, plan)
-            continue
-        series = frame[name]
-        if name == plan.roles.target:
-            # Labels arrive late: profile only labelled rows, so the target's distribution is not
-            # diluted by rows whose label has not landed yet.
-            series = series[series.notna()]
-        # Columns are independent and numpy's binning releases the GIL: profile them in parallel.
-        pending[name] = _pool().submit(_column_profile, series, name, binning, plan)
-    columns: dict[str, ColumnProfile] = {name: future.result() for name, future in pending.items()}
-    kpis = {k.name: kpi_profile(_kpi_values(frame[k.column]), k) for k in plan.kpis if k.column in frame}
-    errors = None if plan.pca is None else ErrorProfile.from_errors(plan.pca.errors(numeric_matrix(frame, plan.pca.columns)))
-    return DatasetProfile(rows=len(frame), columns=columns, performance=_performance(frame, plan), kpis=kpis, multivariate=errors)
+    return _profile_subsets(_Batch(frame), plan, [None])[0]
 
 
 def numeric_matrix(frame: pd.DataFrame, columns: Iterable[str]) -> np.ndarray:
@@ -197,28 +547,90 @@ def segment_masks(frame: pd.DataFrame, plan: ProfilePlan) -> Iterator[tuple[str,
         yield f"{column}={OTHER_SEGMENT}", ~known
 
 
+def _segment_rows(batch: _Batch, plan: ProfilePlan, rows: Rows) -> list[tuple[str, np.ndarray]]:
+    """``(segment, row indices)`` of the non-empty segments among ``rows`` (the same segments
+    as :func:`segment_masks`, from the segment columns' codes)."""
+    out: list[tuple[str, np.ndarray]] = []
+    for column, kept in plan.segment_values.items():
+        if column not in batch.frame:
+            continue
+        codes = batch.codes(column)
+        position = {value: i for i, value in enumerate(kept)}
+        other = len(kept)
+        # A missing value is the text "__missing__" (as in segment_masks): other, unless kept.
+        lookup = np.array(
+            [position.get("__missing__", other)] + [position.get(label, other) for label in codes.labels], dtype=np.intp
+        )
+        ids = lookup[_take(codes.codes, rows) + 1]
+        order = np.argsort(ids, kind="stable")
+        sizes = np.bincount(ids, minlength=other + 1)
+        ends = np.cumsum(sizes)
+        names = [*(f"{column}={value}" for value in kept), f"{column}={OTHER_SEGMENT}"]
+        for i, name in enumerate(names):
+            if sizes[i]:
+                chosen = order[ends[i] - sizes[i] : ends[i]]
+                if rows is None:
+                    out.append((name, chosen))
+                elif isinstance(rows, slice):
+                    out.append((name, chosen + rows.start))
+                else:
+                    out.append((name, rows[chosen]))
+    return out
+
+
+def _empty_totals(plan: ProfilePlan) -> dict[str, DatasetProfile]:
+    empty = DatasetProfile(rows=0, columns={})
+    totals: dict[str, DatasetProfile] = {ALL: empty}
+    for column, kept in plan.segment_values.items():
+        for value in (*kept, OTHER_SEGMENT):
+            totals[f"{column}={value}"] = empty
+    return totals
+
+
+def _profile_with_segments(batch: _Batch, plan: ProfilePlan, groups: list[Rows]) -> list[dict[str, DatasetProfile]]:
+    """For each group of rows (None: the whole batch): its profile per segment, ``ALL`` first,
+    every segment of the plan present (empty when the group has none of its rows)."""
+    subsets: list[Rows] = []
+    keys: list[tuple[int, str]] = []
+    for g, rows in enumerate(groups):
+        subsets.append(rows)
+        keys.append((g, ALL))
+        for segment, chosen in _segment_rows(batch, plan, rows):
+            subsets.append(chosen)
+            keys.append((g, segment))
+    profiles = _profile_subsets(batch, plan, subsets)
+    out = [_empty_totals(plan) for _ in groups]
+    for (g, segment), profile in zip(keys, profiles):
+        out[g][segment] = profile
+    return out
+
+
+def _duplicates(batch: _Batch, plan: ProfilePlan) -> np.ndarray | None:
+    if plan.id_column and plan.id_column in batch.frame:
+        ids = batch.frame[plan.id_column].dropna()
+        return pd.util.hash_pandas_object(ids.astype("string"), index=False).to_numpy()
+    return None
+
+
 def profile_batches(batches: Iterable[pd.DataFrame], plan: ProfilePlan) -> dict[str, DatasetProfile]:
     """Fold batches into one profile per segment (``ALL`` is the whole window).
 
     Every segment of the plan is present in the result, with zero rows when the window had none,
     so a segment that disappears shows up as no-data instead of vanishing.
     """
-    empty = DatasetProfile(rows=0, columns={})
-    totals: dict[str, DatasetProfile] = {ALL: empty}
-    for column, kept in plan.segment_values.items():
-        for value in (*kept, OTHER_SEGMENT):
-            totals[f"{column}={value}"] = empty
+    totals = _empty_totals(plan)
     id_hashes: list[np.ndarray] = []
-    for frame in batches:
-        if frame.empty:
-            continue
-        totals[ALL] = totals[ALL].merge(profile_frame(frame, plan))
-        for segment, mask in segment_masks(frame, plan):
-            if mask.any():
-                totals[segment] = totals[segment].merge(profile_frame(frame[mask], plan))
-        if plan.id_column and plan.id_column in frame:
-            ids = frame[plan.id_column].dropna()
-            id_hashes.append(pd.util.hash_pandas_object(ids.astype("string"), index=False).to_numpy())
+    with _ONE_BLAS_THREAD:
+        for frame in batches:
+            if frame.empty:
+                continue
+            batch = _Batch(frame)
+            for segment, profile in _profile_with_segments(batch, plan, [None])[0].items():
+                if profile.rows:
+                    totals[segment] = totals[segment].merge(profile)
+            hashes = _duplicates(batch, plan)
+            if hashes is not None:
+                id_hashes.append(hashes)
     if id_hashes:
         hashes = np.concatenate(id_hashes)
         totals[ALL] = totals[ALL].with_counters(duplicate_ids=int(hashes.size - np.unique(hashes).size))
@@ -238,16 +650,36 @@ def profile_chunks(
     ``max_chunks`` chunks are merged in runs of consecutive ones to keep memory bounded."""
     chunks: dict[int, dict[str, DatasetProfile]] = {}
     offset = 0
-    for frame in batches:
-        if frame.empty:
-            continue
-        keys = np.asarray(chunk_key(frame, offset))
-        offset += len(frame)
-        for key in np.unique(keys):
-            piece = frame if keys.size and keys[0] == keys[-1] == key else frame[keys == key]
-            part = profile_batches([piece], plan)
-            known = chunks.get(int(key))
-            chunks[int(key)] = part if known is None else {seg: known[seg].merge(p) for seg, p in part.items()}
+    with _ONE_BLAS_THREAD:
+        for frame in batches:
+            if frame.empty:
+                continue
+            keys = np.asarray(chunk_key(frame, offset))
+            offset += len(frame)
+            batch = _Batch(frame)
+            groups: list[Rows]
+            if keys.size and keys[0] == keys[-1] and (keys == keys[0]).all():
+                values, groups = [keys[0]], [None]
+            elif keys.size and bool((keys[1:] >= keys[:-1]).all()):
+                # Keys in order (time-ordered logs, row-order chunks): each chunk is a run of rows.
+                starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+                stops = np.append(starts[1:], keys.size)
+                values = keys[starts]
+                groups = [slice(int(a), int(b)) for a, b in zip(starts, stops)]
+            else:
+                values, inverse = np.unique(keys, return_inverse=True)
+                order = np.argsort(inverse, kind="stable")
+                ends = np.cumsum(np.bincount(inverse, minlength=len(values)))
+                groups = [order[end - size : end] for end, size in zip(ends, np.diff(ends, prepend=0))]
+            parts = _profile_with_segments(batch, plan, groups)
+            hashes = _duplicates(batch, plan)
+            for key, rows, part in zip(values, groups, parts):
+                if hashes is not None:
+                    # As if each chunk's rows were a batch of their own.
+                    mine = hashes if rows is None else _chunk_hashes(batch, plan, rows)
+                    part[ALL] = part[ALL].with_counters(duplicate_ids=int(mine.size - np.unique(mine).size))
+                known = chunks.get(int(key))
+                chunks[int(key)] = part if known is None else {seg: known[seg].merge(p) for seg, p in part.items()}
     ordered = [chunks[k] for k in sorted(chunks)]
     if len(ordered) > max_chunks:
         run = -(-len(ordered) // max_chunks)
@@ -255,6 +687,11 @@ def profile_chunks(
     if not ordered:
         return profile_batches([], plan), []
     return _merge_segments(ordered), ordered
+
+
+def _chunk_hashes(batch: _Batch, plan: ProfilePlan, rows: Rows) -> np.ndarray:
+    ids = batch.frame[plan.id_column].iloc[_indices(rows, batch)].dropna()
+    return pd.util.hash_pandas_object(ids.astype("string"), index=False).to_numpy()
 
 
 def _merge_segments(parts: list[dict[str, DatasetProfile]]) -> dict[str, DatasetProfile]:
@@ -280,9 +717,10 @@ class _FitState:
     first: Any = None  # earliest and latest timestamp, when the pass was given the column
     last: Any = None
 
-    def add_numeric(self, name: str, series: pd.Series) -> None:
-        values, _ = numeric_values(series)
-        finite = values[np.isfinite(values)]
+    def add_numeric(self, name: str, batch: _Batch) -> None:
+        values = batch.numeric(name).values
+        ok = np.isfinite(values)
+        finite = values if ok.all() else values[ok]
         sketch = QuantileSketch.from_values(finite)
         self.sketches[name] = self.sketches[name].merge(sketch) if name in self.sketches else sketch
         if finite.size:
@@ -340,20 +778,28 @@ def fit_pass(
     """Pass one over the reference: the binnings, the row count, the mean and covariance of
     ``moments_of`` (rows with a missing value left out) and the span of ``timestamp``."""
     state = _FitState()
-    for frame in batches:
-        state.rows += len(frame)
-        # Each task touches its own column's entries of the state only.
-        tasks = [_pool().submit(state.add_numeric, name, frame[name]) for name in numeric if name in frame]
-        tasks += [_pool().submit(state.add_categorical, name, frame[name]) for name in categorical if name in frame]
-        if moments_of:
-            part = Moments.from_array(numeric_matrix(frame, moments_of))
-            state.moments = part if state.moments is None else state.moments.merge(part)
-        if timestamp and timestamp in frame and len(frame):
-            low, high = frame[timestamp].min(), frame[timestamp].max()
-            state.first = low if state.first is None or low < state.first else state.first
-            state.last = high if state.last is None or high > state.last else state.last
-        for task in tasks:
-            task.result()
+    with _ONE_BLAS_THREAD:
+        for frame in batches:
+            state.rows += len(frame)
+            batch = _Batch(frame)
+            pool = _pool()
+            moments = None
+            if moments_of:
+                for name in moments_of:
+                    batch.numeric(name)  # converted once, here, for both tasks that read it
+                moments = pool.submit(_moments, batch, moments_of)
+            # Each task touches its own column's entries of the state only.
+            tasks = [pool.submit(state.add_numeric, name, batch) for name in numeric if name in frame]
+            tasks += [pool.submit(state.add_categorical, name, frame[name]) for name in categorical if name in frame]
+            if timestamp and timestamp in frame and len(frame):
+                low, high = frame[timestamp].min(), frame[timestamp].max()
+                state.first = low if state.first is None or low < state.first else state.first
+                state.last = high if state.last is None or high > state.last else state.last
+            for task in tasks:
+                task.result()
+            if moments is not None:
+                part = moments.result()
+                state.moments = part if state.moments is None else state.moments.merge(part)
     binnings: dict[str, Binning] = {}
     for name in numeric:
         binnings[name] = numeric_binning(state, name, bins)

@@ -29,12 +29,14 @@ import glob
 import io
 import json
 import os
+import queue
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Collection, Iterator, Sequence
+from typing import Callable, Collection, Iterator, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -44,6 +46,7 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.json as pajson
+import pyarrow.parquet as pq
 
 from monitor.sources._columns import ColumnTracker, kind_of_arrow, kind_of_series, majority_kind, wanted_columns
 from monitor.sources._timestamps import MICROS_PER_UNIT, TimestampParser, micros, window_mask
@@ -67,6 +70,9 @@ _SAMPLE_BLOCK = 1 << 20  # bytes read to sample a text file's columns or header
 # What a CSV column of text becomes when every value of a batch fits, tried in order; timestamps
 # with an offset become UTC, like Arrow's own CSV and JSON inference does.
 _CSV_TYPES = (pa.int64(), pa.float64(), pa.bool_(), pa.timestamp("us"), pa.timestamp("us", "UTC"))
+_UTC_TYPE = pa.timestamp("us", "UTC")
+# Arrow timestamp types whose values the timestamp parser keeps as they are (naive is UTC).
+_UTC_MICROS = {str(pa.timestamp("us")): True, str(_UTC_TYPE): True, str(pa.timestamp("us", "Etc/UTC")): True}
 
 
 @dataclass(frozen=True)
@@ -214,17 +220,26 @@ class _Job:
         for offset in range(0, table.num_rows, self.batch_rows):
             part = table.slice(offset, self.batch_rows)
             if self.timestamp is not None:
-                keep, instants = self._keep(part.column(self.timestamp).to_pandas(), file)
+                stamps = part.column(self.timestamp)
+                keep, instants = self._keep(stamps.to_pandas(), file)
                 if not keep.any():
                     continue
-                if not keep.all():
-                    part = part.filter(pa.array(keep))
                 position = part.schema.get_field_index(self.timestamp)
-                part = part.set_column(position, self.timestamp, pa.array(instants[keep], from_pandas=True))
+                if _UTC_MICROS.get(str(stamps.type)) and int(instants.isna().sum()) == stamps.null_count:
+                    # Already instants in microseconds and none was out of range: the parsed column
+                    # holds the same values, so relabel it as UTC (no copy) instead of converting back.
+                    part = part.set_column(position, self.timestamp, stamps.cast(_UTC_TYPE))
+                    if not keep.all():
+                        part = part.filter(pa.array(keep))
+                else:
+                    if not keep.all():
+                        part = part.filter(pa.array(keep))
+                    part = part.set_column(position, self.timestamp, pa.array(instants[keep], from_pandas=True))
             if refine is not None:
                 part = refine(part)
             order = [column for column in self.wanted if column in part.column_names]
-            frame = part.select(order).replace_schema_metadata(None).to_pandas()
+            # split_blocks: each column its own block, so numbers without nulls are not copied.
+            frame = part.select(order).replace_schema_metadata(None).to_pandas(split_blocks=True)
             self.report.rows += len(frame)
             yield frame
 
@@ -240,6 +255,55 @@ class _Job:
             part = part[[column for column in self.wanted if column in part.columns]]
             self.report.rows += len(part)
             yield part
+
+
+_T = TypeVar("_T")
+_END = object()
+
+
+def _read_ahead(items: Iterator[_T]) -> Iterator[_T]:
+    """``items``, produced one ahead in a thread of their own: the next batch is decoded while
+    the caller works on this one. At most one item waits, so memory stays bounded by the batch.
+    The producer's errors are raised here; closing this generator stops the producer."""
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+            offer((_END, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            offer((_END, error))
+
+    worker = threading.Thread(target=produce, name="driftline-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
 
 
 class _Format(abc.ABC):
@@ -333,28 +397,33 @@ class _Parquet(_Format):
         if job.timestamp is not None and job.timestamp not in names and job.timestamp not in constants:
             job.no_timestamp(file, fragment.metadata.num_rows)
             return
+        groups = None
         if job.window is not None and job.timestamp in names:
             groups = self._row_groups(fragment, schema.field(job.timestamp), job)
-            if groups is not None:
-                if not groups:
-                    return
-                fragment = fragment.subset(row_group_ids=groups)
+            if groups is not None and not groups:
+                return
         columns = [column for column in job.wanted if column in names]
+        reader: pq.ParquetFile | None = None
+        batches: Iterator[pa.RecordBatch] | None = None
         try:
-            for batch in fragment.to_batches(
-                schema=schema,
-                columns=columns,
-                batch_size=job.batch_rows,
-                # Arrow reads up to 16 batches ahead by default: memory would grow with the
-                # window, not the batch. Two keep the reader busy while a batch is profiled.
-                batch_readahead=2,
-                fragment_readahead=1,
-            ):
+            # The file reader, not the dataset scanner: it streams each row group in batches of
+            # ``batch_rows`` (memory bounded by the batch, not the row group or the window) with
+            # none of the scanner's scheduling latency, and one thread decodes the next batch
+            # while the caller profiles this one (single-threaded decoding: the profiling pool
+            # already has the cores).
+            reader = pq.ParquetFile(str(file.path), metadata=fragment.metadata, pre_buffer=False)
+            batches = _read_ahead(reader.iter_batches(batch_size=job.batch_rows, row_groups=groups, columns=columns, use_threads=False))
+            for batch in batches:
                 job.report.rows_scanned += batch.num_rows
                 table = job.with_constants(pa.Table.from_batches([batch]), constants)
                 yield from job.emit_arrow(table, file)
         except (pa.ArrowException, OSError) as error:
             job.unreadable(file, error, partial=True)
+        finally:
+            if batches is not None:
+                batches.close()  # type: ignore[attr-defined]  # stops the decoding thread before the file closes
+            if reader is not None:
+                reader.close()
 
     def newest(self, file: LogFile, job: _Job) -> pd.Timestamp | None:
         # Statistics answer without decoding a row, when every row group has them.
