@@ -566,8 +566,8 @@ def test_sigterm_mid_save_finishes_the_run_and_exits_0(tmp_path: Path, serves: l
         serve = Serve(config, slow_save=1.5)
         serves.append(serve)
         caught = serve.wait_event("test_saving", count=2, timeout=40)
-        serve.proc.send_signal(signal.SIGTERM)
-        assert serve.stop(timeout=20) == 0, serve.tail()
+        # One SIGTERM (stop() sends it): a second one, on purpose, means "exit now".
+        assert serve.stop(signal.SIGTERM, timeout=20) == 0, serve.tail()
     finally:
         log.stop()
     window = Window(*(datetime.fromisoformat(t) for t in caught["window"].split("/")))
