@@ -18,12 +18,10 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
