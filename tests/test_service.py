@@ -464,6 +464,7 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._running = threading.Event()
         self._lock = threading.Lock()
+        self._server: socket.socket | None = None
 
     def start(self) -> TcpProxy:
         server = socket.socket()
@@ -471,6 +472,7 @@ class TcpProxy:
         server.bind(("127.0.0.1", self.port))
         server.listen(64)
         server.settimeout(0.1)
+        self._server = server
         self._running.set()
         threading.Thread(target=self._accept, args=(server,), daemon=True).start()
         return self
@@ -483,6 +485,9 @@ class TcpProxy:
                 except TimeoutError:
                     continue
                 except OSError:
+                    return
+                if not self._running.is_set():  # accepted just as the proxy stopped: refuse it
+                    client.close()
                     return
                 client.settimeout(None)
                 try:
@@ -509,7 +514,14 @@ class TcpProxy:
                 pass
 
     def stop(self) -> None:
+        # Close the listening socket at once: a reconnect in the accept loop's 0.1 s timeout used
+        # to slip through, so a failed run's record could be saved "during" the outage.
         self._running.clear()
+        if self._server is not None:
+            try:
+                self._server.close()
+            except OSError:
+                pass
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for s in sockets:
