@@ -798,8 +798,11 @@ class DatasetProfile:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DatasetProfile:
-        binnings = {name: binning_from_dict(b) for name, b in data["binnings"].items()}
+    def from_dict(cls, data: Mapping[str, Any], binnings: Mapping[str, Binning] | None = None) -> DatasetProfile:
+        """From :meth:`to_dict`; ``binnings`` when ``data`` was stored without them (partial
+        profiles of one plan, which ship the binnings once)."""
+        if binnings is None:
+            binnings = {name: binning_from_dict(b) for name, b in data["binnings"].items()}
         perf = data.get("performance")
         return cls(
             rows=int(data["rows"]),

@@ -8,12 +8,11 @@ otherwise it calls plain ``evaluate``.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from checks.calibration import reference_variation
 from checks.evaluate import DRIFT, evaluate
 from checks.results import ALL, Status
 from checks.roles import Roles
@@ -22,17 +21,8 @@ from monitor.config import ProfileSettings
 from monitor.engine.pandas_engine import ProfilePlan, fit_binnings, profile_batches
 
 
-def calibration_module():
-    """``checks.calibration`` when it exists (calibrated thresholds), else None."""
-    if importlib.util.find_spec("checks.calibration") is None:
-        return None
-    return importlib.import_module("checks.calibration")
-
-
 def driftline_mode() -> str:
-    if calibration_module() is not None:
-        return "evaluate(..., variation=checks.calibration.reference_variation(reference, reference windows))"
-    return "plain evaluate (no checks.calibration)"
+    return "evaluate(..., variation=checks.calibration.reference_variation(reference, reference windows))"
 
 
 def driftline_flags(
@@ -46,7 +36,7 @@ def driftline_flags(
     feature's ``drift`` verdict is a breach, with Driftline's defaults: binnings fitted on
     ``reference`` as a monitor fits them (``profile.bins``/``profile.top_k`` defaults),
     ``ChecksSettings()``, segment ``*``. ``reference_windows`` are the reference's own windows
-    (its hours, or equal row-order chunks); only calibrated thresholds use them."""
+    (its hours, or equal row-order chunks), from which the calibration learns their variation."""
     profile = ProfileSettings()
     binnings, _ = fit_binnings([reference], list(numeric), list(categorical), bins=profile.bins, top_k=profile.top_k)
     roles = Roles(numeric=tuple(numeric), categorical=tuple(categorical))
@@ -54,19 +44,16 @@ def driftline_flags(
     settings = ChecksSettings()
     reference_profile = profile_batches([reference], plan)[ALL]
 
-    extra = {}
-    calibration = calibration_module()
-    if calibration is not None:
-        chunks = [profile_batches([w], plan)[ALL] for w in reference_windows]
-        extra["variation"] = calibration.reference_variation(reference_profile, chunks, roles, settings.drift)
+    chunks = [profile_batches([w], plan)[ALL] for w in reference_windows]
+    variation = reference_variation(reference_profile, chunks, roles, settings.drift)
 
     flags: list[dict[str, bool]] = []
     for window in windows:
         current = profile_batches([window], plan)[ALL]
-        results = evaluate(reference_profile, current, roles, settings, segment=ALL, **extra)
+        results = evaluate(reference_profile, current, roles, settings, segment=ALL, variation=variation)
         verdicts = {c: False for c in roles.features}
         for r in results:
-            if r.check != DRIFT or r.column not in verdicts:  # e.g. the run-level row (column "*")
+            if r.check != DRIFT or r.column not in verdicts:  # e.g. the run-level row (column "")
                 continue
             if r.threshold is not None and r.status in (Status.BREACH, Status.OK):
                 verdicts[r.column] = r.status is Status.BREACH

@@ -800,12 +800,25 @@ def fit_pass(
             if moments is not None:
                 part = moments.result()
                 state.moments = part if state.moments is None else state.moments.merge(part)
+    return finish_first_pass(state, numeric, categorical, bins=bins, top_k=top_k)
+
+
+def finish_first_pass(state: _FitState, numeric: list[str], categorical: list[str], *, bins: int, top_k: int) -> FirstPass:
+    """The binnings and the rest of a first pass from its (merged) state."""
     binnings: dict[str, Binning] = {}
     for name in numeric:
         binnings[name] = numeric_binning(state, name, bins)
     for name in categorical:
         binnings[name] = CategoricalBinning.fit(state.categories.get(name, {}), top_k)
     return FirstPass(binnings, state.rows, state.moments, state.first, state.last)
+
+
+def most_frequent(counts: Mapping[str, Mapping[str, int]], columns: Iterable[str], k: int) -> dict[str, tuple[str, ...]]:
+    """The ``k`` most frequent values of each column (ties by value), from merged counts."""
+    return {
+        column: tuple(v for v, _ in sorted(counts.get(column, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:k])
+        for column in columns
+    }
 
 
 def top_segment_values(batches: Iterable[pd.DataFrame], columns: list[str], k: int) -> dict[str, tuple[str, ...]]:
@@ -815,10 +828,7 @@ def top_segment_values(batches: Iterable[pd.DataFrame], columns: list[str], k: i
             if column in frame:
                 for value, n in category_counts(frame[column])[0].items():
                     counts[column][value] = counts[column].get(value, 0) + n
-    return {
-        column: tuple(v for v, _ in sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:k])
-        for column, values in counts.items()
-    }
+    return most_frequent(counts, columns, k)
 
 
 def infer_features(kinds: Mapping[str, str], reserved: set[str]) -> tuple[list[str], list[str]]:

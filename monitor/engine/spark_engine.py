@@ -59,15 +59,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from checks.multivariate import ErrorProfile, Moments
-from checks.profiles import (
-    Binning,
-    CategoricalBinning,
-    DatasetProfile,
-    KpiProfile,
-    column_from_dict,
-    performance_from_dict,
-)
+from checks.multivariate import Moments
+from checks.profiles import DatasetProfile
 from checks.results import ALL
 from checks.sketch import QuantileSketch
 from monitor.engine.base import ChunkSpec, PandasEngine, ReadJob, WindowRead, _tally
@@ -77,7 +70,8 @@ from monitor.engine.pandas_engine import (
     _FitState,
     _merge_segments,
     category_counts,
-    numeric_binning,
+    finish_first_pass,
+    most_frequent,
     numeric_matrix,
     numeric_values,
     profile_batches,
@@ -368,20 +362,6 @@ def _profile_json(profile: DatasetProfile) -> dict[str, Any]:
     return data
 
 
-def _profile_from(data: Mapping[str, Any], binnings: Mapping[str, Binning]) -> DatasetProfile:
-    perf = data.get("performance")
-    return DatasetProfile(
-        rows=int(data["rows"]),
-        columns={name: column_from_dict(p, binnings[name]) for name, p in data["columns"].items()},
-        performance=None if perf is None else performance_from_dict(perf),
-        kpis={name: KpiProfile.from_dict(k) for name, k in data.get("kpis", {}).items()},
-        bad_timestamps=int(data.get("bad_timestamps", 0)),
-        duplicate_ids=int(data.get("duplicate_ids", 0)),
-        missing_columns=tuple(data.get("missing_columns", ())),
-        multivariate=None if data.get("multivariate") is None else ErrorProfile.from_dict(data["multivariate"]),
-    )
-
-
 def _add_counts(total: dict[str, int], part: Mapping[str, int]) -> None:
     for value, n in part.items():
         total[value] = total.get(value, 0) + int(n)
@@ -453,7 +433,7 @@ class _ProfilesTask(_Task):
         merged: dict[str, DatasetProfile] = {}
         for part in parts:
             for segment, data in part["profiles"].items():
-                profile = _profile_from(data, self.plan.binnings)
+                profile = DatasetProfile.from_dict(data, self.plan.binnings)
                 merged[segment] = profile if segment not in merged else merged[segment].merge(profile)
         return merged
 
@@ -797,7 +777,7 @@ class SparkEngine:
         import pyarrow.dataset as ds
         from pyspark.sql import functions as F
 
-        from monitor.sources.delta import _PARQUET, DeltaSource, _label
+        from monitor.sources.delta import _PARQUET, DeltaSource, fragment_file
 
         source = DeltaSource(job.spec, job.base_dir)
         table = source._table()
@@ -838,11 +818,10 @@ class SparkEngine:
         filters: dict[tuple, Any] = {}
         offset = 0
         for fragment in fragments:
-            keys = ds.get_partition_keys(fragment.partition_expression)
-            labels = {key: _label(value) for key, value in keys.items() if key in partitions}
-            if job.window is not None and not may_overlap(partition_span(labels), job.window):
+            file = fragment_file(fragment, partitions, job.window)
+            if file is None:
                 continue
-            file = LogFile(Path(fragment.path), fragment.path, labels)
+            keys = ds.get_partition_keys(fragment.partition_expression)
             try:
                 total = fragment.metadata.num_rows
                 physical = fragment.physical_schema
@@ -993,13 +972,7 @@ class SparkEngine:
             return self._pandas.first_pass(job, numeric, categorical, bins=bins, top_k=top_k, moments_of=moments_of)
         outcome = self._run(self._read(job), _FitTask(numeric, categorical, moments_of, job.timestamp))
         state = _FitTask.state(outcome.parts.get(0, []))
-        # As fit_pass, from the merged state.
-        binnings: dict[str, Binning] = {}
-        for name in numeric:
-            binnings[name] = numeric_binning(state, name, bins)
-        for name in categorical:
-            binnings[name] = CategoricalBinning.fit(state.categories.get(name, {}), top_k)
-        return FirstPass(binnings, state.rows, state.moments, state.first, state.last)
+        return finish_first_pass(state, numeric, categorical, bins=bins, top_k=top_k)
 
     def segment_values(self, job: ReadJob, segments: list[str], k: int) -> dict[str, tuple[str, ...]]:
         if not segments:
@@ -1008,11 +981,7 @@ class SparkEngine:
             return self._pandas.segment_values(job, segments, k)
         outcome = self._run(self._read(job), _SegmentTask(list(segments)))
         counts = _SegmentTask(list(segments)).merge(outcome.parts.get(0, []))["counts"]
-        # As top_segment_values.
-        return {
-            column: tuple(v for v, _ in sorted(counts.get(column, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:k])
-            for column in segments
-        }
+        return most_frequent(counts, segments, k)
 
     def reference_profiles(
         self, job: ReadJob, plan: ProfilePlan, chunks: ChunkSpec

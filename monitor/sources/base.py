@@ -97,13 +97,13 @@ class BatchSource(abc.ABC):
         batch_rows: int = 100_000,
         report: ReadReport | None = None,
     ) -> Iterator[pd.DataFrame]:
-        return self._read(columns, timestamp, window, batch_rows, report)
+        return self._read(columns, timestamp, window, _checked(batch_rows), report if report is not None else ReadReport())
 
     def read_all(
         self, columns: Sequence[str], *, batch_rows: int = 100_000, report: ReadReport | None = None
     ) -> Iterator[pd.DataFrame]:
         """Every row, with no timestamp: for reference data that has none (a training set)."""
-        return self._read(columns, None, None, batch_rows, report)
+        return self._read(columns, None, None, _checked(batch_rows), report if report is not None else ReadReport())
 
     @abc.abstractmethod
     def _read(
@@ -112,5 +112,12 @@ class BatchSource(abc.ABC):
         timestamp: str | None,
         window: Window | None,
         batch_rows: int,
-        report: ReadReport | None,
-    ) -> Iterator[pd.DataFrame]: ...
+        report: ReadReport,
+    ) -> Iterator[pd.DataFrame]:
+        """The rows; ``batch_rows`` is already checked and ``report`` given (``read`` does both)."""
+
+
+def _checked(batch_rows: int) -> int:
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
+    return batch_rows

@@ -63,6 +63,16 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def fragment_file(fragment: ds.Fragment, partitions: set[str], window: Window | None) -> LogFile | None:
+    """A Delta data file as a ``LogFile`` with its partition labels, or None when its partition
+    cannot overlap ``window`` (the Delta source and the Spark engine both prune this way)."""
+    keys = ds.get_partition_keys(fragment.partition_expression)
+    labels = {key: _label(value) for key, value in keys.items() if key in partitions}
+    if window is not None and not may_overlap(partition_span(labels), window):
+        return None
+    return LogFile(Path(fragment.path), fragment.path, labels)
+
+
 def _label(value: object) -> str | None:
     """A partition value as the text a folder name would hold (for the hive label rules)."""
     if value is None:
@@ -174,11 +184,8 @@ class DeltaSource(BatchSource):
         timestamp: str | None,
         window: Window | None,
         batch_rows: int,
-        report: ReadReport | None,
+        report: ReadReport,
     ) -> Iterator[pd.DataFrame]:
-        if batch_rows < 1:
-            raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-        report = report if report is not None else ReadReport()
         wanted = wanted_columns(columns, timestamp)
         table = self._table()
         dataset = self._dataset(table)
@@ -230,11 +237,9 @@ class DeltaSource(BatchSource):
         fragments = sorted(fragments, key=lambda fragment: fragment.path)  # path order, like FileSource
         timestamp_field = schema.field(job.timestamp) if job.timestamp is not None else None
         for fragment in fragments:
-            keys = ds.get_partition_keys(fragment.partition_expression)
-            labels = {key: _label(value) for key, value in keys.items() if key in partitions}
-            if job.window is not None and not may_overlap(partition_span(labels), job.window):
+            file = fragment_file(fragment, partitions, job.window)
+            if file is None:
                 continue
-            file = LogFile(Path(fragment.path), fragment.path, labels)
             try:
                 if job.window is not None and timestamp_field is not None and job.timestamp not in partitions:
                     groups = _PARQUET._row_groups(fragment, timestamp_field, job)

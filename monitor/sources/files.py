@@ -764,11 +764,8 @@ class FileSource(BatchSource):
         timestamp: str | None,
         window: Window | None,
         batch_rows: int,
-        report: ReadReport | None,
+        report: ReadReport,
     ) -> Iterator[pd.DataFrame]:
-        if batch_rows < 1:
-            raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-        report = report if report is not None else ReadReport()
         wanted = wanted_columns(columns, timestamp)
         files = self.files()
         job = self._job(wanted, timestamp, window, batch_rows, report, files)

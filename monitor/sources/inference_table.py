@@ -569,11 +569,8 @@ class InferenceTableSource(BatchSource):
         timestamp: str | None,
         window: Window | None,
         batch_rows: int,
-        report: ReadReport | None,
+        report: ReadReport,
     ) -> Iterator[pd.DataFrame]:
-        if batch_rows < 1:
-            raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-        report = report if report is not None else ReadReport()
         if timestamp is not None:
             self._check_timestamp(timestamp)
         wanted = wanted_columns(columns, timestamp)

@@ -321,11 +321,8 @@ class SqlSource(BatchSource):
         timestamp: str | None,
         window: Window | None,
         batch_rows: int,
-        report: ReadReport | None,
+        report: ReadReport,
     ) -> Iterator[pd.DataFrame]:
-        if batch_rows < 1:
-            raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-        report = report if report is not None else ReadReport()
         wanted = wanted_columns(columns, timestamp)
         parser = TimestampParser(timestamp or "", self.spec.timestamp_unit)
         with self._connect() as connection:
