@@ -302,6 +302,52 @@ class PcaModel:
         residual = z - (z @ self.components.T) @ self.components
         return np.sqrt(np.einsum("ij,ij->i", residual, residual))
 
+    def errors_of_columns(self, columns: Sequence[np.ndarray], *, block: int = 16384) -> np.ndarray:
+        """:meth:`errors` of the rows formed by ``columns``, d equal-length 1-D arrays in
+        ``columns`` order, without stacking them into an (n, d) matrix.
+
+        Rows are scored ``block`` at a time in one reusable column-major (d, block) buffer that
+        stays in cache: each column is standardised straight into its buffer row (a constant
+        column's row is 0 and the column is not read), the residual ``z - W (W^T z)`` is taken in
+        place, and no (n, d) copy or per-cell mask is ever made. A row with a NaN/inf cell comes
+        out of that pass non-finite, as does a row whose finite cells overflow; only those rows
+        are scored again by :meth:`errors`, which imputes. The inputs are only read (read-only
+        views are fine). Equals ``errors(np.column_stack(columns))`` up to rounding.
+        """
+        d = self.d
+        if len(columns) != d:
+            raise ValueError(f"expected {d} columns, got {len(columns)}")
+        if block < 1:
+            raise ValueError(f"block must be at least 1, got {block}")
+        arrays = [np.asarray(c) for c in columns]
+        arrays = [a if a.dtype.kind in "biuf" else a.astype(np.float64) for a in arrays]
+        n = arrays[0].shape[0] if arrays[0].ndim == 1 else -1
+        for name, a in zip(self.columns, arrays):
+            if a.ndim != 1 or a.shape[0] != n:
+                raise ValueError(f"columns must be 1-D arrays of one length; {name!r} has shape {a.shape}")
+        out = np.empty(n)
+        block = min(block, max(n, 1))
+        inverse_std = 1.0 / self.std
+        buffer = np.empty((d, block))
+        with np.errstate(over="ignore", invalid="ignore"):  # such rows are redone below
+            for start in range(0, n, block):
+                stop = min(start + block, n)
+                z = buffer[:, : stop - start]
+                for j, a in enumerate(arrays):
+                    if self.constant[j]:
+                        z[j] = 0.0
+                    else:
+                        np.subtract(a[start:stop], self.mean[j], out=z[j])
+                        z[j] *= inverse_std[j]
+                z -= self.components.T @ (self.components @ z)
+                rows = out[start:stop]
+                np.einsum("ij,ij->j", z, z, out=rows)
+                np.sqrt(rows, out=rows)
+        redo = np.flatnonzero(~np.isfinite(out))
+        if redo.size:
+            out[redo] = self.errors(np.column_stack([a[redo] for a in arrays]))
+        return out
+
     def fingerprint(self) -> str:
         """Identifies the fit: error profiles of different fits must not be compared."""
         parts = [np.float64(self.variance).tobytes(), self.mean.tobytes(), self.std.tobytes(), self.components.tobytes()]

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import linalg, stats
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
@@ -224,6 +224,151 @@ def test_constant_column_contributes_nothing() -> None:
     only_one_varies = np.column_stack([pair[:, 0], np.full(3000, 5.0)])
     with pytest.raises(ValueError, match="at least 2 columns that vary"):
         PcaModel.fit(Moments.from_array(only_one_varies), ["x", "k"])
+
+
+# ------------------------------------------------------------------------ scoring by columns
+
+
+def column_model(rng: np.random.Generator, n: int = 4000, d: int = 6) -> tuple[PcaModel, np.ndarray, np.ndarray]:
+    """A model fitted on correlated reference rows, and fresh rows of the same distribution."""
+    reference, mixing, offset = mixed(rng, n, d)
+    model = PcaModel.fit(Moments.from_array(reference), [f"c{i}" for i in range(d)])
+    return model, reference, rng.normal(size=(1237, d)) @ mixing + offset
+
+
+def split(x: np.ndarray) -> list[np.ndarray]:
+    return [np.ascontiguousarray(x[:, j]) for j in range(x.shape[1])]
+
+
+@pytest.mark.parametrize("block", [1, 3, 64, 1000, 1237, 5000, 16384])
+def test_errors_of_columns_equals_errors_for_any_block(block: int) -> None:
+    rng = np.random.default_rng(16)
+    model, reference, fresh = column_model(rng)
+    assert 1 <= model.k < model.d
+    for x in (fresh, reference[:1237] * 1.5):  # 1237 rows: not a multiple of any block but itself
+        got = model.errors_of_columns(split(x), block=block)
+        assert got.shape == (x.shape[0],) and got.dtype == np.float64
+        np.testing.assert_allclose(got, model.errors(np.column_stack(split(x))), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [1, 5, 256, 10_000])
+def test_errors_of_columns_imputes_non_finite_cells(block: int) -> None:
+    rng = np.random.default_rng(17)
+    model, _, x = column_model(rng)
+    x = x.copy()
+    n, d = x.shape
+    cells = rng.random(size=x.shape) < 0.03
+    x[cells] = rng.choice([np.nan, np.inf, -np.inf], size=int(cells.sum()))
+    x[10, :] = np.nan  # a whole row missing: the centre, error 0
+    x[11, :] = [np.inf, -np.inf] * (d // 2)
+    x[n - 1, 0] = np.nan  # in the last, partial block
+    expected = model.errors(x)
+    assert np.isfinite(expected).all() and expected[10] == 0.0
+    got = model.errors_of_columns(split(x), block=block)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    holed = ~np.isfinite(x).all(axis=1)
+    assert 0 < holed.sum() < n
+    filled = np.where(np.isfinite(x), x, model.mean)
+    np.testing.assert_allclose(got, model.errors_of_columns(split(filled), block=block), rtol=0, atol=1e-12)
+
+
+def test_errors_of_columns_overflowing_rows_match_errors() -> None:
+    rng = np.random.default_rng(18)
+    model, _, x = column_model(rng)
+    x = x[:50].copy()
+    x[3, 2] = 1e308
+    x[4, [0, 1]] = [1.7e308, -1.7e308]
+    x[5, 0] = np.nan
+    x[5, 3] = -1e308
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = model.errors(x)
+        got = model.errors_of_columns(split(x), block=16)
+    assert not np.isfinite(expected[[3, 4, 5]]).any() and np.isfinite(np.delete(expected, [3, 4, 5])).all()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)  # NaN where NaN, inf where inf
+
+
+def test_errors_of_columns_with_a_constant_column() -> None:
+    rng = np.random.default_rng(19)
+    pair = correlated(rng, 3000, 0.7)
+    reference = np.column_stack([pair[:, 0], np.full(3000, 5.0), 3.0 * pair[:, 1] - 2.0])
+    model = PcaModel.fit(Moments.from_array(reference), ["x", "k", "y"])
+    assert model.constant.tolist() == [False, True, False]
+    x = np.column_stack([correlated(rng, 777, -0.3), rng.normal(size=777)])[:, [0, 2, 1]]
+    x[::7, 1] = np.nan
+    x[1::7, 1] = np.inf
+    x[2::7, 1] = -np.inf
+    x[3::11, 0] = np.nan
+    expected = model.errors(x)
+    for block in (1, 100, 4096):
+        np.testing.assert_allclose(model.errors_of_columns(split(x), block=block), expected, rtol=0, atol=1e-12)
+    # The constant column contributes nothing, whatever it holds.
+    moved = x.copy()
+    moved[:, 1] = 7.0
+    np.testing.assert_allclose(model.errors_of_columns(split(moved)), expected, rtol=0, atol=1e-12)
+
+
+def test_errors_of_columns_only_reads_its_inputs() -> None:
+    rng = np.random.default_rng(20)
+    model, _, x = column_model(rng)
+    x = x.copy()
+    x[::13, 2] = np.nan
+    x[5::17, 4] = -np.inf
+    x.flags.writeable = False
+    views = [x[:, j] for j in range(x.shape[1])]  # strided, read-only views into one matrix
+    copies = split(x)
+    for c in copies:
+        c.flags.writeable = False
+    expected = model.errors(x)
+    for columns in (views, copies):
+        np.testing.assert_allclose(model.errors_of_columns(columns, block=100), expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.column_stack(copies), x)  # untouched, NaN and inf included
+    as_ints = [np.round(c * 10).astype(np.int64) for c in split(model.mean + rng.normal(size=(200, model.d)))]
+    np.testing.assert_allclose(
+        model.errors_of_columns(as_ints), model.errors(np.column_stack(as_ints)), rtol=0, atol=1e-12
+    )
+
+
+def test_errors_of_columns_empty_and_bad_inputs() -> None:
+    rng = np.random.default_rng(21)
+    model, _, x = column_model(rng)
+    d = model.d
+    empty = model.errors_of_columns([np.empty(0)] * d)
+    assert empty.shape == (0,) and empty.dtype == np.float64
+    assert model.errors(np.column_stack([np.empty(0)] * d)).shape == (0,)
+    columns = split(x)
+    with pytest.raises(ValueError, match=f"expected {d} columns, got {d - 1}"):
+        model.errors_of_columns(columns[:-1])
+    with pytest.raises(ValueError, match=f"expected {d} columns, got {d + 1}"):
+        model.errors_of_columns(columns + columns[:1])
+    with pytest.raises(ValueError, match="one length"):
+        model.errors_of_columns(columns[:-1] + [columns[-1][:-1]])
+    with pytest.raises(ValueError, match="1-D"):
+        model.errors_of_columns(columns[:-1] + [x[:, :2]])
+    with pytest.raises(ValueError, match="block"):
+        model.errors_of_columns(columns, block=0)
+
+
+def test_errors_of_columns_give_the_distance_from_the_principal_subspace() -> None:
+    # Reference rows span exactly k dimensions; in standardised coordinates a row's error is its
+    # distance from that subspace, known here by construction.
+    rng = np.random.default_rng(22)
+    n, d, k = 5000, 7, 3
+    loadings = rng.normal(size=(k, d)) * rng.uniform(0.5, 4.0, size=d)
+    offset = rng.uniform(-20, 20, size=d)
+    reference = rng.normal(size=(n, k)) @ loadings + offset
+    model = PcaModel.fit(Moments.from_array(reference), [f"c{i}" for i in range(d)], variance=1.0)
+    assert model.k == k
+
+    orthogonal = linalg.null_space(loadings / model.std)  # (d, d - k) unit columns, orthogonal in z-space
+    m = 999
+    on_plane = rng.normal(size=(m, k)) * 3.0 @ loadings + offset
+    np.testing.assert_allclose(model.errors_of_columns(split(on_plane), block=128), 0.0, atol=1e-10)
+
+    away = rng.normal(size=(m, d - k))
+    off_plane = on_plane + (away @ orthogonal.T) * model.std
+    distance = np.linalg.norm(away, axis=1)
+    np.testing.assert_allclose(model.errors_of_columns(split(off_plane), block=128), distance, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(model.errors(off_plane), distance, rtol=1e-10, atol=1e-10)
 
 
 # ------------------------------------------------------------------------- error profiles
