@@ -153,6 +153,15 @@ class ProfileSettings(_Strict):
     top_k: int = Field(50, ge=1, le=10_000, description="Categories kept by name per categorical column; rarer reference values are 'other'.")
     segment_top_k: int = Field(10, ge=1, le=1000, description="Segment values checked separately (by reference volume); the rest form '<column>=__other__'.")
     batch_rows: int = Field(200_000, ge=1000, description="Rows per batch read from the source (bounds memory).")
+    reference_memory_mib: int = Field(
+        1024,
+        ge=0,
+        description=(
+            "Fitting a reference takes two passes; the first keeps the reference's columns in memory up to this "
+            "size, so the second need not read the source again. A larger reference (or 0) is read twice, with "
+            "memory bounded by the batch."
+        ),
+    )
 
 
 class RetrySettings(_Strict):

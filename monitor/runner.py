@@ -29,7 +29,7 @@ from checks.results import ALL, MetricResult, Status
 from checks.roles import Roles
 from monitor.config import MonitorConfig, Project, WindowReference
 from monitor.engine.base import ChunkSpec, Engine, ReadJob, engine_named
-from monitor.engine.pandas_engine import ProfilePlan, infer_features
+from monitor.engine.pandas_engine import ProfilePlan, infer_features, most_frequent
 from monitor.sources import SourceError
 from monitor.store import ReferenceRecord, RunRecord, Store, StoredProfile
 from monitor.windows import Window, windows_between
@@ -88,7 +88,7 @@ def reference_fingerprint(mon: MonitorConfig) -> str:
         "reference": mon.reference.model_dump(mode="json"),
         "source": mon.source.model_dump(mode="json") if isinstance(mon.reference, WindowReference) else None,
         "columns": mon.columns.model_dump(mode="json"),
-        "profile": mon.profile.model_dump(mode="json", exclude={"batch_rows"}),
+        "profile": mon.profile.model_dump(mode="json", exclude={"batch_rows", "reference_memory_mib"}),
         "kpis": [k.model_dump(mode="json") for k in mon.kpis],
         "threshold": mon.checks.performance.threshold,
         # What the reference's variation is learned for (min_effect and the rest apply per window).
@@ -124,15 +124,19 @@ class Runner:
             self._engines[key] = engine_named(mon.engine, mon.engine_options)
         return self._engines[key]
 
-    def _reference_job(self, mon: MonitorConfig, columns: list[str], kinds: dict[str, str] | None = None) -> ReadJob:
+    def _reference_job(
+        self, mon: MonitorConfig, columns: list[str], kinds: dict[str, str] | None = None, categories: tuple[str, ...] = ()
+    ) -> ReadJob:
         """Reading the reference: a period of the monitor's own source, or its own spec (a
         training set, read without timestamps when it has no timestamp column)."""
         ref = mon.reference
         timestamp = mon.columns.timestamp
+        keep = mon.profile.reference_memory_mib << 20
         if isinstance(ref, WindowReference):
-            return ReadJob(mon.source, self.project.base_dir, tuple(columns), timestamp, Window(ref.window.start, ref.window.end), mon.profile.batch_rows)
+            window = Window(ref.window.start, ref.window.end)
+            return ReadJob(mon.source, self.project.base_dir, tuple(columns), timestamp, window, mon.profile.batch_rows, categories, keep)
         has_time = kinds is not None and timestamp in kinds
-        return ReadJob(ref, self.project.base_dir, tuple(columns), timestamp if has_time else None, None, mon.profile.batch_rows)
+        return ReadJob(ref, self.project.base_dir, tuple(columns), timestamp if has_time else None, None, mon.profile.batch_rows, categories, keep)
 
     def reference(self, mon: MonitorConfig, *, refit: bool = False) -> FittedReference:
         """The monitor's fitted reference: from the store, or fitted now and stored."""
@@ -177,10 +181,14 @@ class Runner:
         fit_numeric = list(dict.fromkeys(fit_numeric))
         fit_categorical = list(dict.fromkeys(c for c in fit_categorical if c not in fit_numeric))
         needed = list(dict.fromkeys([*fit_numeric, *fit_categorical, *cols.segments, *(k.column for k in mon.kpis)]))
-        job = self._reference_job(mon, [c for c in needed if c in kinds] + ([cols.timestamp] if cols.timestamp in kinds else []), kinds)
+        read = [c for c in needed if c in kinds] + ([cols.timestamp] if cols.timestamp in kinds else [])
+        job = self._reference_job(mon, read, kinds, tuple(dict.fromkeys([*fit_categorical, *cols.segments])))
         try:
             multivariate = list(numeric) if mon.checks.multivariate.enabled and len(numeric) >= 2 else None
-            first = engine.first_pass(job, fit_numeric, fit_categorical, bins=mon.profile.bins, top_k=mon.profile.top_k, moments_of=multivariate)
+            first = engine.first_pass(
+                job, fit_numeric, fit_categorical, bins=mon.profile.bins, top_k=mon.profile.top_k, moments_of=multivariate,
+                count_values=list(cols.segments),
+            )  # fmt: skip
             binnings, rows, moments = first.binnings, first.rows, first.moments
             if rows == 0:
                 raise ReferenceFitError("the reference has no rows; point `reference` at training data or a healthy period")
@@ -190,7 +198,11 @@ class Runner:
                     pca = PcaModel.fit(moments, multivariate, mon.checks.multivariate.variance)
                 except ValueError as exc:
                     warnings.append(f"multivariate drift is off: {exc}")
-            segment_values = engine.segment_values(job, list(cols.segments), mon.profile.segment_top_k) if cols.segments else {}
+            segment_values: dict[str, tuple[str, ...]] = {}
+            if cols.segments and first.value_counts is not None:
+                segment_values = most_frequent(first.value_counts, cols.segments, mon.profile.segment_top_k)
+            elif cols.segments:
+                segment_values = engine.segment_values(job, list(cols.segments), mon.profile.segment_top_k)
             plan = ProfilePlan(
                 roles=cols.roles_for(list(numeric), list(categorical)),
                 binnings=binnings,
@@ -205,6 +217,8 @@ class Runner:
             profiles, chunks = engine.reference_profiles(job, replace(plan, id_column=None), _chunk_spec(mon, job.timestamp, span, rows))
         except SourceError as exc:
             raise ReferenceFitError(f"cannot read the reference: {exc}") from None
+        finally:
+            engine.release_reference()  # what pass one kept for pass two, if pass two never came
         for name, binning in binnings.items():
             if getattr(binning, "bins", 2) == 1 and name in numeric:
                 warnings.append(f"reference column {name!r} is constant: any change of value is drift")
@@ -266,7 +280,9 @@ class Runner:
         plan = reference.plan
         version_column = mon.columns.model_version
         columns = plan.columns_to_read(mon.columns.timestamp) + ([version_column] if version_column else [])
-        job = ReadJob(mon.source, self.project.base_dir, tuple(columns), mon.columns.timestamp, window, mon.profile.batch_rows)
+        job = ReadJob(
+            mon.source, self.project.base_dir, tuple(columns), mon.columns.timestamp, window, mon.profile.batch_rows, plan.categories
+        )
         read = self.engine(mon).window_profiles(job, plan, version_column)
         profiles, report, versions = read.profiles, read.report, read.versions
         # Columns that no file of the window had: one column_missing breach, not also a 100%

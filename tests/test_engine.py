@@ -72,3 +72,68 @@ def test_errors_are_the_models_on_the_imputed_matrix(plan: ProfilePlan) -> None:
     profile = profile_batches(frames(), plan)[ALL].multivariate
     assert profile.count == expected.count == 6000 and profile.mean == pytest.approx(expected.mean)
     assert Moments.from_array(matrix[:, :2]).count == 5999
+
+
+# ------------------------------------------------------------ pass one keeps, pass two reuses
+
+
+@pytest.fixture
+def reference_job(tmp_path):
+    from monitor.engine.base import ReadJob
+    from monitor.sources.specs import FileSourceSpec
+
+    frame = pd.concat(frames(rows=9000, batch=9000), ignore_index=True)
+    frame["region"] = frame["region"].astype("string")
+    frame["c"] = frame["c"].astype("string")
+    for part in range(3):
+        frame.iloc[part * 3000 : (part + 1) * 3000].to_parquet(tmp_path / f"part-{part}.parquet", index=False)
+    spec = FileSourceSpec(type="parquet", path=str(tmp_path))
+    return ReadJob(spec, tmp_path, ("hour", "x", "y", "c", "region"), None, None, 1000, ("c", "region"))
+
+
+def _fit_twice(job, monkeypatch) -> tuple[dict, list, int, dict]:
+    """Pass one and pass two on a fresh pandas engine; the number of reads of the source."""
+    from monitor.engine.base import ChunkSpec, PandasEngine
+
+    engine = PandasEngine()
+    reads = []
+    batches = PandasEngine._batches
+    monkeypatch.setattr(PandasEngine, "_batches", lambda self, j, report=None: reads.append(j) or batches(self, j, report))
+    first = engine.first_pass(job, ["x", "y"], ["c"], bins=20, top_k=10, moments_of=["x", "y"], count_values=["region"])
+    roles = Roles(numeric=("x", "y"), categorical=("c",))
+    plan = ProfilePlan(roles=roles, binnings=first.binnings, segment_values={"region": ("EU",)}, pca=PcaModel.fit(first.moments, ["x", "y"]))
+    totals, chunks = engine.reference_profiles(job, plan, ChunkSpec(rows_per_chunk=700))
+    monkeypatch.undo()
+    return totals, chunks, len(reads), first.value_counts
+
+
+def _as_dicts(profiles: dict) -> dict:
+    return {s: (p.rows, {c: v.to_dict() for c, v in p.columns.items()}, p.multivariate.count) for s, p in profiles.items()}
+
+
+def test_pass_two_reuses_what_pass_one_kept(reference_job, monkeypatch) -> None:
+    from dataclasses import replace
+
+    kept_totals, kept_chunks, kept_reads, counts = _fit_twice(replace(reference_job, keep_bytes=64 << 20), monkeypatch)
+    read_totals, read_chunks, read_reads, _ = _fit_twice(replace(reference_job, keep_bytes=0), monkeypatch)
+    # Over budget: nothing kept, the source is read again, the same profiles come out.
+    over_totals, _, over_reads, _ = _fit_twice(replace(reference_job, keep_bytes=50_000), monkeypatch)
+    assert (kept_reads, read_reads, over_reads) == (1, 2, 2)
+    assert _as_dicts(kept_totals) == _as_dicts(read_totals) == _as_dicts(over_totals)
+    assert [_as_dicts(c) for c in kept_chunks] == [_as_dicts(c) for c in read_chunks]
+    assert len(kept_chunks) == 13 and kept_totals[ALL].rows == 9000
+    # The segment column was counted in pass one: no pass of its own.
+    whole = pd.concat(frames(rows=9000, batch=9000))
+    assert counts == {"region": whole["region"].value_counts().to_dict()}
+
+
+def test_a_kept_reference_is_released(reference_job) -> None:
+    from dataclasses import replace
+
+    from monitor.engine.base import PandasEngine
+
+    engine = PandasEngine()
+    engine.first_pass(replace(reference_job, keep_bytes=64 << 20), ["x"], ["c"], bins=10, top_k=5, moments_of=None)
+    assert engine._kept is not None
+    engine.release_reference()
+    assert engine._kept is None

@@ -19,7 +19,16 @@ import numpy as np
 import pandas as pd
 
 from checks.profiles import DatasetProfile
-from monitor.engine.pandas_engine import FirstPass, ProfilePlan, fit_pass, profile_batches, profile_chunks, top_segment_values
+from monitor.engine.pandas_engine import (
+    FirstPass,
+    KeptBatches,
+    ProfilePlan,
+    fit_pass,
+    profile_batches,
+    profile_chunks,
+    profile_kept_chunks,
+    top_segment_values,
+)
 from monitor.sources import ReadReport, open_source
 from monitor.windows import Window
 
@@ -35,6 +44,8 @@ class ReadJob:
     timestamp: str | None
     window: Window | None = None
     batch_rows: int = 131_072
+    categories: tuple[str, ...] = ()  # columns only counted: read as dictionary codes where the format can
+    keep_bytes: int = 0  # the reference: pass one may keep this much in memory so pass two need not read again
 
 
 @dataclass(frozen=True)
@@ -75,9 +86,19 @@ class Engine(Protocol):
         ...
 
     def first_pass(
-        self, job: ReadJob, numeric: list[str], categorical: list[str], *, bins: int, top_k: int, moments_of: list[str] | None
+        self,
+        job: ReadJob,
+        numeric: list[str],
+        categorical: list[str],
+        *,
+        bins: int,
+        top_k: int,
+        moments_of: list[str] | None,
+        count_values: list[str] | None = None,
     ) -> FirstPass:
-        """Binnings, row count, PCA moments and time span of the reference."""
+        """Binnings, row count, PCA moments and time span of the reference; the value counts of
+        ``count_values`` (segment columns) when the engine counts them in the same pass (else
+        ``FirstPass.value_counts`` is None and the runner asks :meth:`segment_values`)."""
         ...
 
     def segment_values(self, job: ReadJob, segments: list[str], k: int) -> dict[str, tuple[str, ...]]:
@@ -87,11 +108,16 @@ class Engine(Protocol):
     def reference_profiles(
         self, job: ReadJob, plan: ProfilePlan, chunks: ChunkSpec
     ) -> tuple[dict[str, DatasetProfile], list[dict[str, DatasetProfile]]]:
-        """The reference's profile per segment and the same per chunk, in chunk order."""
+        """The reference's profile per segment and the same per chunk, in chunk order (pass two,
+        after :meth:`first_pass` of the same job)."""
         ...
 
     def window_profiles(self, job: ReadJob, plan: ProfilePlan, version_column: str | None = None) -> WindowRead:
         """A window's profiles per segment, with its read report and model-version tally."""
+        ...
+
+    def release_reference(self) -> None:
+        """Let go of anything :meth:`first_pass` kept for :meth:`reference_profiles`."""
         ...
 
 
@@ -102,6 +128,9 @@ class PandasEngine:
     """In-process: the source's batches folded one by one (memory bounded by the batch)."""
 
     name = "pandas"
+
+    def __init__(self) -> None:
+        self._kept: tuple[ReadJob, KeptBatches] | None = None  # pass one's batches, for pass two
 
     def columns(self, job: ReadJob) -> dict[str, str]:
         source = open_source(job.spec, job.base_dir)
@@ -114,16 +143,35 @@ class PandasEngine:
         source = open_source(job.spec, job.base_dir)
         try:
             if job.timestamp is None:
-                yield from source.read_all(list(job.columns), batch_rows=job.batch_rows)
+                yield from source.read_all(list(job.columns), batch_rows=job.batch_rows, categories=job.categories)
             else:
-                yield from source.read(list(job.columns), timestamp=job.timestamp, window=job.window, batch_rows=job.batch_rows, report=report)
+                yield from source.read(
+                    list(job.columns), timestamp=job.timestamp, window=job.window, batch_rows=job.batch_rows,
+                    report=report, categories=job.categories,
+                )  # fmt: skip
         finally:
             source.close()
 
     def first_pass(
-        self, job: ReadJob, numeric: list[str], categorical: list[str], *, bins: int, top_k: int, moments_of: list[str] | None
+        self,
+        job: ReadJob,
+        numeric: list[str],
+        categorical: list[str],
+        *,
+        bins: int,
+        top_k: int,
+        moments_of: list[str] | None,
+        count_values: list[str] | None = None,
     ) -> FirstPass:
-        return fit_pass(self._batches(job), numeric, categorical, bins=bins, top_k=top_k, moments_of=moments_of, timestamp=job.timestamp)
+        self._kept = None
+        keep = KeptBatches(job.keep_bytes)
+        first = fit_pass(
+            self._batches(job), numeric, categorical, bins=bins, top_k=top_k, moments_of=moments_of,
+            timestamp=job.timestamp, count_values=count_values or (), keep=keep,
+        )  # fmt: skip
+        if keep.complete:
+            self._kept = (job, keep)
+        return first
 
     def segment_values(self, job: ReadJob, segments: list[str], k: int) -> dict[str, tuple[str, ...]]:
         return top_segment_values(self._batches(job), segments, k) if segments else {}
@@ -131,7 +179,13 @@ class PandasEngine:
     def reference_profiles(
         self, job: ReadJob, plan: ProfilePlan, chunks: ChunkSpec
     ) -> tuple[dict[str, DatasetProfile], list[dict[str, DatasetProfile]]]:
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0] == job:
+            return profile_kept_chunks(kept[1], plan, chunks.keys)
         return profile_chunks(self._batches(job), plan, chunks.keys)
+
+    def release_reference(self) -> None:
+        self._kept = None
 
     def window_profiles(self, job: ReadJob, plan: ProfilePlan, version_column: str | None = None) -> WindowRead:
         report = ReadReport()

@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 import numpy as np
@@ -65,6 +65,15 @@ class ProfilePlan:
         if self.roles.prediction_kind in ("probability", "regression"):
             names.add(self.roles.prediction)
         return frozenset(n for n in names if n)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Columns whose values are only counted (categorical features, segments, class labels)."""
+        names = [n for n, b in self.binnings.items() if isinstance(b, CategoricalBinning)]
+        names += list(self.segment_values)
+        if self.roles.prediction_kind == "class":
+            names += [n for n in (self.roles.prediction, self.roles.target) if n]
+        return tuple(dict.fromkeys(names))
 
     def columns_to_read(self, timestamp: str) -> list[str]:
         names = [timestamp, *self.binnings, *self.segment_values, *(k.column for k in self.kpis)]
@@ -117,6 +126,13 @@ def numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
 
     For a float64 column the array is the column's own (no copy): callers must not write to it."""
     dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        # Convert each category once, then look rows up by code (-1, missing, gives NaN).
+        numbers, _ = numeric_values(pd.Series(dtype.categories))
+        codes = series.cat.codes.to_numpy()
+        values = np.append(numbers, np.nan)[codes]
+        invalid = int(np.count_nonzero((codes >= 0) & np.isnan(values)))
+        return values, invalid
     if pd.api.types.is_bool_dtype(dtype):
         return series.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan), 0
     if isinstance(dtype, np.dtype) and dtype.kind in "fiu":
@@ -149,6 +165,11 @@ def _category_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes of a column's values (-1 where missing) and the text of each code, as
     :func:`category_strings` writes it (two codes may share a text, e.g. 1 and "1")."""
     dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        # Already codes (a dictionary-encoded column): the text of each category, and the codes.
+        categories = dtype.categories
+        labels = category_strings(pd.Series(categories.to_numpy(), dtype=categories.dtype)).tolist() if len(categories) else []
+        return series.cat.codes.to_numpy().astype(np.intp), [str(label) for label in labels]
     direct = (
         isinstance(dtype, pd.StringDtype)
         or pd.api.types.is_bool_dtype(dtype)
@@ -284,6 +305,12 @@ class _Batch:
             column = self._codes[name] = _Codes(codes, labels)
         return column
 
+    def nbytes(self) -> int:
+        """Memory held by the frame and the columns converted so far."""
+        frame = int(self.frame.memory_usage(index=False, deep=False).sum())
+        converted = sum(c.values.nbytes for c in self._numeric.values() if c.values.base is None)
+        return frame + converted + sum(c.codes.nbytes for c in self._codes.values())
+
     def present(self, name: str) -> np.ndarray | None:
         """Rows where the column is not null (the target's labelled rows); None: every row."""
         if name not in self._present:
@@ -408,10 +435,7 @@ def _row_blocks(batch: _Batch, columns: list[str], rows_per_block: int) -> Itera
 
 
 def _reconstruction_errors(batch: _Batch, pca: PcaModel) -> np.ndarray:
-    errors = np.empty(batch.rows)
-    for start, block in _row_blocks(batch, list(pca.columns), _block_rows(pca.d * max(1, pca.k))):
-        errors[start : start + len(block)] = pca.errors(block)
-    return errors
+    return pca.errors_of_columns([batch.numeric(name).values for name in pca.columns])
 
 
 def _moments(batch: _Batch, columns: list[str]) -> Moments:
@@ -648,15 +672,21 @@ def profile_chunks(
     """One pass over the reference: its profile per segment, and the same per chunk, in chunk
     order. The totals are the merge of the chunks, so the chunks cost no second read. More than
     ``max_chunks`` chunks are merged in runs of consecutive ones to keep memory bounded."""
+    return _profile_chunks((_Batch(frame) for frame in batches), plan, chunk_key, max_chunks=max_chunks)
+
+
+def _profile_chunks(
+    batches: Iterable[_Batch], plan: ProfilePlan, chunk_key: ChunkKey, *, max_chunks: int = 400
+) -> tuple[dict[str, DatasetProfile], list[dict[str, DatasetProfile]]]:
     chunks: dict[int, dict[str, DatasetProfile]] = {}
     offset = 0
     with _ONE_BLAS_THREAD:
-        for frame in batches:
+        for batch in batches:
+            frame = batch.frame
             if frame.empty:
                 continue
             keys = np.asarray(chunk_key(frame, offset))
             offset += len(frame)
-            batch = _Batch(frame)
             groups: list[Rows]
             if keys.size and keys[0] == keys[-1] and (keys == keys[0]).all():
                 values, groups = [keys[0]], [None]
@@ -727,11 +757,14 @@ class _FitState:
             self.low[name] = min(self.low.get(name, np.inf), float(finite.min()))
             self.high[name] = max(self.high.get(name, -np.inf), float(finite.max()))
 
-    def add_categorical(self, name: str, series: pd.Series) -> None:
-        counts, _ = category_counts(series)
-        total = self.categories.setdefault(name, {})
-        for value, n in counts.items():
-            total[value] = total.get(value, 0) + n
+    def add_categorical(self, name: str, batch: _Batch, into: dict[str, dict[str, int]] | None = None) -> None:
+        """Count the column's values (its codes stay with the batch for pass two)."""
+        column = batch.codes(name)
+        counts = np.bincount(column.codes + 1, minlength=len(column.labels) + 1)
+        total = (self.categories if into is None else into).setdefault(name, {})
+        for i in np.flatnonzero(counts[1:]):
+            label = column.labels[i]
+            total[label] = total.get(label, 0) + int(counts[i + 1])
 
 
 def numeric_binning(state: _FitState, name: str, bins: int) -> NumericBinning:
@@ -763,6 +796,7 @@ class FirstPass:
     moments: Moments | None = None  # of the columns a PCA model is fitted from
     first: pd.Timestamp | None = None  # the reference's time span, when it has timestamps
     last: pd.Timestamp | None = None
+    value_counts: dict[str, dict[str, int]] | None = None  # of the columns asked for (segments); None: not counted
 
 
 def fit_pass(
@@ -774,10 +808,16 @@ def fit_pass(
     top_k: int,
     moments_of: list[str] | None = None,
     timestamp: str | None = None,
+    count_values: Iterable[str] = (),
+    keep: KeptBatches | None = None,
 ) -> FirstPass:
     """Pass one over the reference: the binnings, the row count, the mean and covariance of
-    ``moments_of`` (rows with a missing value left out) and the span of ``timestamp``."""
+    ``moments_of`` (rows with a missing value left out), the span of ``timestamp`` and the value
+    counts of ``count_values`` (segment columns). With ``keep``, the converted batches are kept
+    for pass two while they fit its budget."""
     state = _FitState()
+    counted = [name for name in dict.fromkeys(count_values)]
+    values: dict[str, dict[str, int]] = {name: {} for name in counted}
     with _ONE_BLAS_THREAD:
         for frame in batches:
             state.rows += len(frame)
@@ -790,7 +830,8 @@ def fit_pass(
                 moments = pool.submit(_moments, batch, moments_of)
             # Each task touches its own column's entries of the state only.
             tasks = [pool.submit(state.add_numeric, name, batch) for name in numeric if name in frame]
-            tasks += [pool.submit(state.add_categorical, name, frame[name]) for name in categorical if name in frame]
+            tasks += [pool.submit(state.add_categorical, name, batch) for name in categorical if name in frame]
+            tasks += [pool.submit(state.add_categorical, name, batch, values) for name in counted if name in frame]
             if timestamp and timestamp in frame and len(frame):
                 low, high = frame[timestamp].min(), frame[timestamp].max()
                 state.first = low if state.first is None or low < state.first else state.first
@@ -800,7 +841,48 @@ def fit_pass(
             if moments is not None:
                 part = moments.result()
                 state.moments = part if state.moments is None else state.moments.merge(part)
-    return finish_first_pass(state, numeric, categorical, bins=bins, top_k=top_k)
+            if keep is not None:
+                keep.add(batch)
+    first = finish_first_pass(state, numeric, categorical, bins=bins, top_k=top_k)
+    return replace(first, value_counts=values) if counted else first
+
+
+class KeptBatches:
+    """Pass one's batches, columns converted, kept for pass two while they fit ``budget`` bytes:
+    pass two then neither reads nor converts the reference again. Past the budget nothing is
+    kept (pass two reads the source again, and memory stays bounded by the batch)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._batches: list[_Batch] | None = [] if budget > 0 else None
+
+    @property
+    def complete(self) -> bool:
+        return self._batches is not None
+
+    def add(self, batch: _Batch) -> None:
+        if self._batches is None:
+            return
+        self.used += batch.nbytes()
+        if self.used > self.budget:
+            self._batches = None
+        else:
+            self._batches.append(batch)
+
+    def drain(self) -> Iterator[_Batch]:
+        """The batches in order, each let go once handed over (memory falls as pass two goes)."""
+        batches, self._batches = self._batches or [], None
+        batches.reverse()
+        while batches:
+            yield batches.pop()
+
+
+def profile_kept_chunks(
+    kept: KeptBatches, plan: ProfilePlan, chunk_key: ChunkKey, *, max_chunks: int = 400
+) -> tuple[dict[str, DatasetProfile], list[dict[str, DatasetProfile]]]:
+    """:func:`profile_chunks` over the batches pass one kept."""
+    return _profile_chunks(kept.drain(), plan, chunk_key, max_chunks=max_chunks)
 
 
 def finish_first_pass(state: _FitState, numeric: list[str], categorical: list[str], *, bins: int, top_k: int) -> FirstPass:

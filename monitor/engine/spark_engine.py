@@ -966,13 +966,26 @@ class SparkEngine:
             source.close()
 
     def first_pass(
-        self, job: ReadJob, numeric: list[str], categorical: list[str], *, bins: int, top_k: int, moments_of: list[str] | None
+        self,
+        job: ReadJob,
+        numeric: list[str],
+        categorical: list[str],
+        *,
+        bins: int,
+        top_k: int,
+        moments_of: list[str] | None,
+        count_values: list[str] | None = None,
     ) -> FirstPass:
         if self._delegate(job):
-            return self._pandas.first_pass(job, numeric, categorical, bins=bins, top_k=top_k, moments_of=moments_of)
+            return self._pandas.first_pass(
+                job, numeric, categorical, bins=bins, top_k=top_k, moments_of=moments_of, count_values=count_values
+            )  # (segments are counted by segment_values, a pass of their own, on Spark)
         outcome = self._run(self._read(job), _FitTask(numeric, categorical, moments_of, job.timestamp))
         state = _FitTask.state(outcome.parts.get(0, []))
         return finish_first_pass(state, numeric, categorical, bins=bins, top_k=top_k)
+
+    def release_reference(self) -> None:
+        self._pandas.release_reference()
 
     def segment_values(self, job: ReadJob, segments: list[str], k: int) -> dict[str, tuple[str, ...]]:
         if not segments:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, Literal, Protocol, Sequence, runtime_checkable
+from typing import Collection, Iterator, Literal, Protocol, Sequence, runtime_checkable
 
 import pandas as pd
 
@@ -63,14 +63,22 @@ class Source(Protocol):
         window: Window | None = None,
         batch_rows: int = 100_000,
         report: ReadReport | None = None,
+        categories: Collection[str] = (),
     ) -> Iterator[pd.DataFrame]:
         """Frames of at most ``batch_rows`` rows holding the requested columns that exist plus
         ``timestamp`` as ``datetime64[us, UTC]``; only rows with ``window.start <= ts < window.end``
-        when a window is given."""
+        when a window is given. ``categories`` names columns the caller only counts values of: a
+        format that stores them dictionary-encoded (Parquet) may hand them over as pandas
+        ``Categorical`` (the file's own codes, no text per row); others keep their usual type."""
         ...
 
     def read_all(
-        self, columns: Sequence[str], *, batch_rows: int = 100_000, report: ReadReport | None = None
+        self,
+        columns: Sequence[str],
+        *,
+        batch_rows: int = 100_000,
+        report: ReadReport | None = None,
+        categories: Collection[str] = (),
     ) -> Iterator[pd.DataFrame]:
         """Every row, with no timestamp handling at all: for reference data that has no timestamp
         column (a training set). Same batches, columns and report as ``read``."""
@@ -96,14 +104,22 @@ class BatchSource(abc.ABC):
         window: Window | None = None,
         batch_rows: int = 100_000,
         report: ReadReport | None = None,
+        categories: Collection[str] = (),
     ) -> Iterator[pd.DataFrame]:
-        return self._read(columns, timestamp, window, _checked(batch_rows), report if report is not None else ReadReport())
+        report = report if report is not None else ReadReport()
+        return self._read(columns, timestamp, window, _checked(batch_rows), report, frozenset(categories))
 
     def read_all(
-        self, columns: Sequence[str], *, batch_rows: int = 100_000, report: ReadReport | None = None
+        self,
+        columns: Sequence[str],
+        *,
+        batch_rows: int = 100_000,
+        report: ReadReport | None = None,
+        categories: Collection[str] = (),
     ) -> Iterator[pd.DataFrame]:
         """Every row, with no timestamp: for reference data that has none (a training set)."""
-        return self._read(columns, None, None, _checked(batch_rows), report if report is not None else ReadReport())
+        report = report if report is not None else ReadReport()
+        return self._read(columns, None, None, _checked(batch_rows), report, frozenset(categories))
 
     @abc.abstractmethod
     def _read(
@@ -113,6 +129,7 @@ class BatchSource(abc.ABC):
         window: Window | None,
         batch_rows: int,
         report: ReadReport,
+        categories: frozenset[str] = frozenset(),
     ) -> Iterator[pd.DataFrame]:
         """The rows; ``batch_rows`` is already checked and ``report`` given (``read`` does both)."""
 

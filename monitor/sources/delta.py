@@ -185,6 +185,7 @@ class DeltaSource(BatchSource):
         window: Window | None,
         batch_rows: int,
         report: ReadReport,
+        categories: frozenset[str] = frozenset(),
     ) -> Iterator[pd.DataFrame]:
         wanted = wanted_columns(columns, timestamp)
         table = self._table()

@@ -161,6 +161,10 @@ def discover(spec: FileSourceSpec, base_dir: Path) -> list[LogFile]:
     return list(found.values())
 
 
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
@@ -185,6 +189,7 @@ class _Job:
     parser: TimestampParser
     tracker: ColumnTracker
     partition_types: dict[str, type]
+    categories: frozenset[str] = frozenset()  # columns the caller only counts values of
 
     def constants(self, file: LogFile, present: Collection[str]) -> dict[str, object]:
         """Requested partition values that the file's own columns do not shadow."""
@@ -221,10 +226,15 @@ class _Job:
             part = table.slice(offset, self.batch_rows)
             if self.timestamp is not None:
                 stamps = part.column(self.timestamp)
+                position = part.schema.get_field_index(self.timestamp)
+                if self._inside_window(stamps):
+                    # Instants already, every one inside the window: nothing to parse or filter.
+                    part = part.set_column(position, self.timestamp, stamps.cast(_UTC_TYPE))
+                    yield self._frame(part, refine)
+                    continue
                 keep, instants = self._keep(stamps.to_pandas(), file)
                 if not keep.any():
                     continue
-                position = part.schema.get_field_index(self.timestamp)
                 if _UTC_MICROS.get(str(stamps.type)) and int(instants.isna().sum()) == stamps.null_count:
                     # Already instants in microseconds and none was out of range: the parsed column
                     # holds the same values, so relabel it as UTC (no copy) instead of converting back.
@@ -235,13 +245,23 @@ class _Job:
                     if not keep.all():
                         part = part.filter(pa.array(keep))
                     part = part.set_column(position, self.timestamp, pa.array(instants[keep], from_pandas=True))
-            if refine is not None:
-                part = refine(part)
-            order = [column for column in self.wanted if column in part.column_names]
-            # split_blocks: each column its own block, so numbers without nulls are not copied.
-            frame = part.select(order).replace_schema_metadata(None).to_pandas(split_blocks=True)
-            self.report.rows += len(frame)
-            yield frame
+            yield self._frame(part, refine)
+
+    def _inside_window(self, stamps: pa.ChunkedArray) -> bool:
+        """Microsecond instants with no null, all inside the window (checked with one min/max)."""
+        if self.window is None or not _UTC_MICROS.get(str(stamps.type)) or stamps.null_count or not len(stamps):
+            return False
+        bounds = pc.min_max(stamps.cast(pa.int64()))
+        return micros(self.window.start) <= bounds["min"].as_py() and bounds["max"].as_py() < micros(self.window.end)
+
+    def _frame(self, part: pa.Table, refine: Callable[[pa.Table], pa.Table] | None) -> pd.DataFrame:
+        if refine is not None:
+            part = refine(part)
+        order = [column for column in self.wanted if column in part.column_names]
+        # split_blocks: each column its own block, so numbers without nulls are not copied.
+        frame = part.select(order).replace_schema_metadata(None).to_pandas(split_blocks=True)
+        self.report.rows += len(frame)
+        return frame
 
     def emit_frame(self, frame: pd.DataFrame, file: LogFile) -> Iterator[pd.DataFrame]:
         for offset in range(0, len(frame), self.batch_rows):
@@ -411,7 +431,10 @@ class _Parquet(_Format):
             # none of the scanner's scheduling latency, and one thread decodes the next batch
             # while the caller profiles this one (single-threaded decoding: the profiling pool
             # already has the cores).
-            reader = pq.ParquetFile(str(file.path), metadata=fragment.metadata, pre_buffer=False)
+            # Text columns the caller only counts arrive as the file's own dictionary codes
+            # (pandas Categorical): no string per row is built, hashed or compared.
+            dictionary = [c for c in columns if c in job.categories and _is_text(schema.field(c).type)]
+            reader = pq.ParquetFile(str(file.path), metadata=fragment.metadata, pre_buffer=False, read_dictionary=dictionary or None)
             batches = _read_ahead(reader.iter_batches(batch_size=job.batch_rows, row_groups=groups, columns=columns, use_threads=False))
             for batch in batches:
                 job.report.rows_scanned += batch.num_rows
@@ -765,10 +788,12 @@ class FileSource(BatchSource):
         window: Window | None,
         batch_rows: int,
         report: ReadReport,
+        categories: frozenset[str] = frozenset(),
     ) -> Iterator[pd.DataFrame]:
         wanted = wanted_columns(columns, timestamp)
         files = self.files()
         job = self._job(wanted, timestamp, window, batch_rows, report, files)
+        job.categories = categories - {timestamp}
         try:
             for file in files:
                 if window is not None and not may_overlap(partition_span(file.partitions), window):

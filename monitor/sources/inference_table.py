@@ -570,6 +570,7 @@ class InferenceTableSource(BatchSource):
         window: Window | None,
         batch_rows: int,
         report: ReadReport,
+        categories: frozenset[str] = frozenset(),
     ) -> Iterator[pd.DataFrame]:
         if timestamp is not None:
             self._check_timestamp(timestamp)

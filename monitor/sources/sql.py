@@ -322,6 +322,7 @@ class SqlSource(BatchSource):
         window: Window | None,
         batch_rows: int,
         report: ReadReport,
+        categories: frozenset[str] = frozenset(),
     ) -> Iterator[pd.DataFrame]:
         wanted = wanted_columns(columns, timestamp)
         parser = TimestampParser(timestamp or "", self.spec.timestamp_unit)
