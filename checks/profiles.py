@@ -77,16 +77,17 @@ class NumericBinning:
     def bins(self) -> int:
         return len(self.cuts) + 1
 
-    def index(self, values: np.ndarray) -> np.ndarray:
+    def index(self, values: np.ndarray, *, finite: bool = False) -> np.ndarray:
         """The bin of each value: ``np.searchsorted(cuts, values, side="right")``, exactly.
 
         Large arrays go through a lookup table of equal-width cells (see :class:`_BinLookup`),
-        several times faster than a binary search per value; the result is the same."""
+        several times faster than a binary search per value; the result is the same.
+        ``finite``: the caller knows every value is finite (no NaN handling needed)."""
         lookup = self._lookup
         values = np.asarray(values)
         if lookup is None or values.ndim != 1 or values.size < _LOOKUP_MIN or values.dtype != np.float64:
             return np.searchsorted(self.cuts, values, side="right")
-        return lookup.index(values)
+        return lookup.index(values, finite=finite)
 
     @cached_property
     def _lookup(self) -> _BinLookup | None:
@@ -164,18 +165,22 @@ class _BinLookup:
                 break
         return best if best is not None and best.passes <= _LOOKUP_PASSES else None
 
-    def index(self, values: np.ndarray) -> np.ndarray:
+    def index(self, values: np.ndarray, *, finite: bool = False) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             position = values - self.start
             position *= self.scale
-        np.fmax(position, 0.0, out=position)  # fmax: NaN becomes 0 (fixed below)
-        np.fmin(position, self.cells - 1, out=position)
+        if finite:
+            np.clip(position, 0.0, self.cells - 1, out=position)
+        else:
+            np.fmax(position, 0.0, out=position)  # fmax: NaN becomes 0 (fixed below)
+            np.fmin(position, self.cells - 1, out=position)
         found = self.floor[position.astype(np.intp)]
         for _ in range(self.passes):
             found += self.bounds[found] <= values
-        nan = np.isnan(values)
-        if nan.any():
-            found[nan] = len(self.bounds) - 1
+        if not finite:
+            nan = np.isnan(values)
+            if nan.any():
+                found[nan] = len(self.bounds) - 1
         return found
 
 
@@ -252,7 +257,7 @@ class NumericProfile:
             if k == 1:
                 counts = np.array([n], dtype=np.int64)
             else:
-                index = binning.index(finite) if bins is None else bins
+                index = binning.index(finite, finite=True) if bins is None else bins
                 counts = np.bincount(index, minlength=k + 1)[:k].astype(np.int64)
             # A value beyond the reference's range needs the extreme past it: skip the pass otherwise.
             below = int(np.count_nonzero(finite < binning.low)) if low < binning.low else 0

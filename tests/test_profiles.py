@@ -255,3 +255,26 @@ def test_sketch_relative_error_on_a_large_sample_against_numpy() -> None:
         truth = np.quantile(data, q)
         assert abs(sketch.quantile(q) - truth) <= DEFAULT_ALPHA * truth * 1.05, q
     assert math.isnan(QuantileSketch.empty().quantile(0.5))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bin_lookup_equals_a_binary_search(seed: int) -> None:
+    """Large arrays are binned through the lookup table: the bins must be searchsorted's."""
+    rng = np.random.default_rng(seed)
+    sources = [
+        rng.normal(size=50_000),
+        rng.lognormal(0, 2, size=50_000),  # skewed: cuts crowd near zero
+        rng.integers(0, 7, size=50_000).astype(float),  # ties: few distinct cuts
+        rng.normal(1e6, 1e-3, size=50_000),  # narrow range far from zero
+    ]
+    source = sources[seed % len(sources)]
+    binning = NumericBinning.fit(QuantileSketch.from_values(source), float(source.min()), float(source.max()), 50)
+    if seed % len(sources) in (0, 1):
+        assert binning._lookup is not None  # (the table, not the fallback, is what is tested)
+    values = np.concatenate([rng.choice(source, 40_000), source.min() - rng.random(500), source.max() + rng.random(500), binning.cuts])
+    rng.shuffle(values)
+    expected = np.searchsorted(binning.cuts, values, side="right")
+    np.testing.assert_array_equal(binning.index(values, finite=True), expected)
+    with_nan = values.copy()
+    with_nan[::97] = np.nan
+    np.testing.assert_array_equal(binning.index(with_nan), np.searchsorted(binning.cuts, with_nan, side="right"))

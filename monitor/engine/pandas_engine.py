@@ -168,8 +168,11 @@ def _category_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     if isinstance(dtype, pd.CategoricalDtype):
         # Already codes (a dictionary-encoded column): the text of each category, and the codes.
         categories = dtype.categories
-        labels = category_strings(pd.Series(categories.to_numpy(), dtype=categories.dtype)).tolist() if len(categories) else []
-        return series.cat.codes.to_numpy().astype(np.intp), [str(label) for label in labels]
+        if pd.api.types.is_string_dtype(categories.dtype):
+            labels = [str(label) for label in categories]  # text already: as category_strings writes it
+        else:
+            labels = [str(label) for label in category_strings(pd.Series(categories.to_numpy(), dtype=categories.dtype))]
+        return series.cat.codes.to_numpy().astype(np.intp), labels
     direct = (
         isinstance(dtype, pd.StringDtype)
         or pd.api.types.is_bool_dtype(dtype)
@@ -375,10 +378,10 @@ def _numeric_profiles(batch: _Batch, name: str, binning: NumericBinning, sketch:
         # Several subsets: bin every row once, then count each subset's bins.
         finite = np.isfinite(values)
         if finite.all():
-            bins = binning.index(values)
+            bins = binning.index(values, finite=True)
         else:
             bins = np.full(values.size, k, dtype=np.intp)
-            bins[finite] = binning.index(values[finite])
+            bins[finite] = binning.index(values[finite], finite=True)
         column.bins = bins
     out = []
     for rows in subsets:
