@@ -17,10 +17,11 @@ import ctypes
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ from checks.roles import Roles
 from checks.sketch import QuantileSketch
 
 OTHER_SEGMENT = "__other__"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -509,6 +511,13 @@ def _kpi_profiles(batch: _Batch, plan: ProfilePlan, subsets: list) -> list[dict[
 
 def _profile_subsets(batch: _Batch, plan: ProfilePlan, subsets: list) -> list[DatasetProfile]:
     """A profile of each subset of the batch's rows (indices, increasing; None: every row)."""
+    return _submit_subsets(batch, plan, subsets)()
+
+
+def _submit_subsets(batch: _Batch, plan: ProfilePlan, subsets: list) -> Callable[[], list[DatasetProfile]]:
+    """Queue the work of :func:`_profile_subsets` on the pool; the returned call waits for it and
+    assembles the profiles. Callers queue the next batch before waiting on this one, so the pool
+    never idles at a batch's end while one long task finishes."""
     pool = _pool()
     roles = plan.roles
     # Columns more than one task reads are converted here first, so no two tasks convert one.
@@ -529,19 +538,23 @@ def _profile_subsets(batch: _Batch, plan: ProfilePlan, subsets: list) -> list[Da
             jobs[name] = pool.submit(_categorical_profiles, batch, name, binning, subsets, is_target)
     performance = pool.submit(_performance_profiles, batch, plan, subsets)
     kpis = _kpi_profiles(batch, plan, subsets)
-    columns = {name: job.result() for name, job in jobs.items()}
-    multivariate = errors.result() if errors is not None else [None] * len(subsets)
-    performances = performance.result()
-    return [
-        DatasetProfile(
-            rows=_count(rows, batch),
-            columns={name: profiles[i] for name, profiles in columns.items()},
-            performance=performances[i],
-            kpis=kpis[i],
-            multivariate=multivariate[i],
-        )
-        for i, rows in enumerate(subsets)
-    ]
+
+    def assemble() -> list[DatasetProfile]:
+        columns = {name: job.result() for name, job in jobs.items()}
+        multivariate = errors.result() if errors is not None else [None] * len(subsets)
+        performances = performance.result()
+        return [
+            DatasetProfile(
+                rows=_count(rows, batch),
+                columns={name: profiles[i] for name, profiles in columns.items()},
+                performance=performances[i],
+                kpis=kpis[i],
+                multivariate=multivariate[i],
+            )
+            for i, rows in enumerate(subsets)
+        ]
+
+    return assemble
 
 
 def profile_frame(frame: pd.DataFrame, plan: ProfilePlan) -> DatasetProfile:
@@ -617,6 +630,11 @@ def _empty_totals(plan: ProfilePlan) -> dict[str, DatasetProfile]:
 def _profile_with_segments(batch: _Batch, plan: ProfilePlan, groups: list[Rows]) -> list[dict[str, DatasetProfile]]:
     """For each group of rows (None: the whole batch): its profile per segment, ``ALL`` first,
     every segment of the plan present (empty when the group has none of its rows)."""
+    return _submit_with_segments(batch, plan, groups)()
+
+
+def _submit_with_segments(batch: _Batch, plan: ProfilePlan, groups: list[Rows]) -> Callable[[], list[dict[str, DatasetProfile]]]:
+    """:func:`_profile_with_segments`, queued (see :func:`_submit_subsets`)."""
     subsets: list[Rows] = []
     keys: list[tuple[int, str]] = []
     for g, rows in enumerate(groups):
@@ -625,11 +643,29 @@ def _profile_with_segments(batch: _Batch, plan: ProfilePlan, groups: list[Rows])
         for segment, chosen in _segment_rows(batch, plan, rows):
             subsets.append(chosen)
             keys.append((g, segment))
-    profiles = _profile_subsets(batch, plan, subsets)
-    out = [_empty_totals(plan) for _ in groups]
-    for (g, segment), profile in zip(keys, profiles):
-        out[g][segment] = profile
-    return out
+    pending = _submit_subsets(batch, plan, subsets)
+
+    def assemble() -> list[dict[str, DatasetProfile]]:
+        out = [_empty_totals(plan) for _ in groups]
+        for (g, segment), profile in zip(keys, pending()):
+            out[g][segment] = profile
+        return out
+
+    return assemble
+
+
+def _pipelined(items: Iterable[_T], submit: Callable[[_T], Callable[[], Any]], fold: Callable[[_T, Any], None]) -> None:
+    """``fold(item, submit(item)())`` for each item, in order, with the next item's work queued
+    before this one's is waited for (one item in flight besides the one being folded)."""
+    waiting: deque[tuple[_T, Callable[[], Any]]] = deque()
+    for item in items:
+        waiting.append((item, submit(item)))
+        if len(waiting) > 1:
+            done, result = waiting.popleft()
+            fold(done, result())
+    while waiting:
+        done, result = waiting.popleft()
+        fold(done, result())
 
 
 def _duplicates(batch: _Batch, plan: ProfilePlan) -> np.ndarray | None:
@@ -647,17 +683,18 @@ def profile_batches(batches: Iterable[pd.DataFrame], plan: ProfilePlan) -> dict[
     """
     totals = _empty_totals(plan)
     id_hashes: list[np.ndarray] = []
+
+    def fold(batch: _Batch, parts: list[dict[str, DatasetProfile]]) -> None:
+        for segment, profile in parts[0].items():
+            if profile.rows:
+                totals[segment] = totals[segment].merge(profile)
+        hashes = _duplicates(batch, plan)
+        if hashes is not None:
+            id_hashes.append(hashes)
+
     with _ONE_BLAS_THREAD:
-        for frame in batches:
-            if frame.empty:
-                continue
-            batch = _Batch(frame)
-            for segment, profile in _profile_with_segments(batch, plan, [None])[0].items():
-                if profile.rows:
-                    totals[segment] = totals[segment].merge(profile)
-            hashes = _duplicates(batch, plan)
-            if hashes is not None:
-                id_hashes.append(hashes)
+        batches_ = (_Batch(frame) for frame in batches if not frame.empty)
+        _pipelined(batches_, lambda batch: _submit_with_segments(batch, plan, [None]), fold)
     if id_hashes:
         hashes = np.concatenate(id_hashes)
         totals[ALL] = totals[ALL].with_counters(duplicate_ids=int(hashes.size - np.unique(hashes).size))
@@ -682,37 +719,21 @@ def _profile_chunks(
     batches: Iterable[_Batch], plan: ProfilePlan, chunk_key: ChunkKey, *, max_chunks: int = 400
 ) -> tuple[dict[str, DatasetProfile], list[dict[str, DatasetProfile]]]:
     chunks: dict[int, dict[str, DatasetProfile]] = {}
-    offset = 0
+
+    def fold(grouped: tuple[_Batch, np.ndarray, list[Rows]], parts: list[dict[str, DatasetProfile]]) -> None:
+        batch, values, groups = grouped
+        hashes = _duplicates(batch, plan)
+        for key, rows, part in zip(values, groups, parts):
+            if hashes is not None:
+                # As if each chunk's rows were a batch of their own.
+                mine = hashes if rows is None else _chunk_hashes(batch, plan, rows)
+                part[ALL] = part[ALL].with_counters(duplicate_ids=int(mine.size - np.unique(mine).size))
+            known = chunks.get(int(key))
+            chunks[int(key)] = part if known is None else {seg: known[seg].merge(p) for seg, p in part.items()}
+
     with _ONE_BLAS_THREAD:
-        for batch in batches:
-            frame = batch.frame
-            if frame.empty:
-                continue
-            keys = np.asarray(chunk_key(frame, offset))
-            offset += len(frame)
-            groups: list[Rows]
-            if keys.size and keys[0] == keys[-1] and (keys == keys[0]).all():
-                values, groups = [keys[0]], [None]
-            elif keys.size and bool((keys[1:] >= keys[:-1]).all()):
-                # Keys in order (time-ordered logs, row-order chunks): each chunk is a run of rows.
-                starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
-                stops = np.append(starts[1:], keys.size)
-                values = keys[starts]
-                groups = [slice(int(a), int(b)) for a, b in zip(starts, stops)]
-            else:
-                values, inverse = np.unique(keys, return_inverse=True)
-                order = np.argsort(inverse, kind="stable")
-                ends = np.cumsum(np.bincount(inverse, minlength=len(values)))
-                groups = [order[end - size : end] for end, size in zip(ends, np.diff(ends, prepend=0))]
-            parts = _profile_with_segments(batch, plan, groups)
-            hashes = _duplicates(batch, plan)
-            for key, rows, part in zip(values, groups, parts):
-                if hashes is not None:
-                    # As if each chunk's rows were a batch of their own.
-                    mine = hashes if rows is None else _chunk_hashes(batch, plan, rows)
-                    part[ALL] = part[ALL].with_counters(duplicate_ids=int(mine.size - np.unique(mine).size))
-                known = chunks.get(int(key))
-                chunks[int(key)] = part if known is None else {seg: known[seg].merge(p) for seg, p in part.items()}
+        grouped = _chunk_groups(batches, chunk_key)
+        _pipelined(grouped, lambda item: _submit_with_segments(item[0], plan, item[2]), fold)
     ordered = [chunks[k] for k in sorted(chunks)]
     if len(ordered) > max_chunks:
         run = -(-len(ordered) // max_chunks)
@@ -720,6 +741,32 @@ def _profile_chunks(
     if not ordered:
         return profile_batches([], plan), []
     return _merge_segments(ordered), ordered
+
+
+def _chunk_groups(batches: Iterable[_Batch], chunk_key: ChunkKey) -> Iterator[tuple[_Batch, np.ndarray, list[Rows]]]:
+    """Each non-empty batch with its chunks' keys and rows (in key order)."""
+    offset = 0
+    for batch in batches:
+        frame = batch.frame
+        if frame.empty:
+            continue
+        keys = np.asarray(chunk_key(frame, offset))
+        offset += len(frame)
+        groups: list[Rows]
+        if keys.size and keys[0] == keys[-1] and (keys == keys[0]).all():
+            values, groups = keys[:1], [None]
+        elif keys.size and bool((keys[1:] >= keys[:-1]).all()):
+            # Keys in order (time-ordered logs, row-order chunks): each chunk is a run of rows.
+            starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+            stops = np.append(starts[1:], keys.size)
+            values = keys[starts]
+            groups = [slice(int(a), int(b)) for a, b in zip(starts, stops)]
+        else:
+            values, inverse = np.unique(keys, return_inverse=True)
+            order = np.argsort(inverse, kind="stable")
+            ends = np.cumsum(np.bincount(inverse, minlength=len(values)))
+            groups = [order[end - size : end] for end, size in zip(ends, np.diff(ends, prepend=0))]
+        yield batch, values, groups
 
 
 def _chunk_hashes(batch: _Batch, plan: ProfilePlan, rows: Rows) -> np.ndarray:
@@ -750,24 +797,42 @@ class _FitState:
     first: Any = None  # earliest and latest timestamp, when the pass was given the column
     last: Any = None
 
-    def add_numeric(self, name: str, batch: _Batch) -> None:
-        values = batch.numeric(name).values
-        ok = np.isfinite(values)
-        finite = values if ok.all() else values[ok]
-        sketch = QuantileSketch.from_values(finite)
+    def add_numeric(self, name: str, part: tuple[QuantileSketch, float, float] | None) -> None:
+        """Merge one batch's :func:`_numeric_part` of the column."""
+        if part is None:
+            return
+        sketch, low, high = part
         self.sketches[name] = self.sketches[name].merge(sketch) if name in self.sketches else sketch
-        if finite.size:
-            self.low[name] = min(self.low.get(name, np.inf), float(finite.min()))
-            self.high[name] = max(self.high.get(name, -np.inf), float(finite.max()))
+        if sketch.count:
+            self.low[name] = min(self.low.get(name, np.inf), low)
+            self.high[name] = max(self.high.get(name, -np.inf), high)
 
-    def add_categorical(self, name: str, batch: _Batch, into: dict[str, dict[str, int]] | None = None) -> None:
-        """Count the column's values (its codes stay with the batch for pass two)."""
-        column = batch.codes(name)
-        counts = np.bincount(column.codes + 1, minlength=len(column.labels) + 1)
-        total = (self.categories if into is None else into).setdefault(name, {})
-        for i in np.flatnonzero(counts[1:]):
-            label = column.labels[i]
-            total[label] = total.get(label, 0) + int(counts[i + 1])
+    @staticmethod
+    def add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
+        for label, n in counts.items():
+            total[label] = total.get(label, 0) + n
+
+
+def _numeric_part(batch: _Batch, name: str) -> tuple[QuantileSketch, float, float]:
+    """Pass one's view of a numeric column in one batch: its sketch and range."""
+    values = batch.numeric(name).values
+    ok = np.isfinite(values)
+    finite = values if ok.all() else values[ok]
+    sketch = QuantileSketch.from_values(finite)
+    if not finite.size:
+        return sketch, float("nan"), float("nan")
+    return sketch, float(finite.min()), float(finite.max())
+
+
+def _value_counts(batch: _Batch, name: str) -> dict[str, int]:
+    """The column's values and how often each occurs (its codes stay with the batch for pass two)."""
+    column = batch.codes(name)
+    counts = np.bincount(column.codes + 1, minlength=len(column.labels) + 1)
+    out: dict[str, int] = {}
+    for i in np.flatnonzero(counts[1:]):
+        label = column.labels[i]
+        out[label] = out.get(label, 0) + int(counts[i + 1])
+    return out
 
 
 def numeric_binning(state: _FitState, name: str, bins: int) -> NumericBinning:
@@ -821,31 +886,50 @@ def fit_pass(
     state = _FitState()
     counted = [name for name in dict.fromkeys(count_values)]
     values: dict[str, dict[str, int]] = {name: {} for name in counted}
+
+    def submit(batch: _Batch) -> Callable[[], tuple]:
+        frame = batch.frame
+        pool = _pool()
+        moments = None
+        if moments_of:
+            for name in moments_of:
+                batch.numeric(name)  # converted once, here, for both tasks that read it
+            moments = pool.submit(_moments, batch, moments_of)
+        parts = {name: pool.submit(_numeric_part, batch, name) for name in numeric if name in frame}
+        counts = {name: pool.submit(_value_counts, batch, name) for name in categorical if name in frame}
+        counted_ = {name: pool.submit(_value_counts, batch, name) for name in counted if name in frame}
+        span = None
+        if timestamp and timestamp in frame and len(frame):
+            span = frame[timestamp].min(), frame[timestamp].max()
+        return lambda: (
+            moments.result() if moments is not None else None,
+            {name: task.result() for name, task in parts.items()},
+            {name: task.result() for name, task in counts.items()},
+            {name: task.result() for name, task in counted_.items()},
+            span,
+        )
+
+    def fold(batch: _Batch, result: tuple) -> None:
+        # In batch order, on this thread: the state is merged exactly as a sequential pass would.
+        moments, parts, counts, counted_, span = result
+        state.rows += batch.rows
+        for name, part in parts.items():
+            state.add_numeric(name, part)
+        for name, found in counts.items():
+            state.add_counts(state.categories.setdefault(name, {}), found)
+        for name, found in counted_.items():
+            state.add_counts(values[name], found)
+        if span is not None:
+            low, high = span
+            state.first = low if state.first is None or low < state.first else state.first
+            state.last = high if state.last is None or high > state.last else state.last
+        if moments is not None:
+            state.moments = moments if state.moments is None else state.moments.merge(moments)
+        if keep is not None:
+            keep.add(batch)
+
     with _ONE_BLAS_THREAD:
-        for frame in batches:
-            state.rows += len(frame)
-            batch = _Batch(frame)
-            pool = _pool()
-            moments = None
-            if moments_of:
-                for name in moments_of:
-                    batch.numeric(name)  # converted once, here, for both tasks that read it
-                moments = pool.submit(_moments, batch, moments_of)
-            # Each task touches its own column's entries of the state only.
-            tasks = [pool.submit(state.add_numeric, name, batch) for name in numeric if name in frame]
-            tasks += [pool.submit(state.add_categorical, name, batch) for name in categorical if name in frame]
-            tasks += [pool.submit(state.add_categorical, name, batch, values) for name in counted if name in frame]
-            if timestamp and timestamp in frame and len(frame):
-                low, high = frame[timestamp].min(), frame[timestamp].max()
-                state.first = low if state.first is None or low < state.first else state.first
-                state.last = high if state.last is None or high > state.last else state.last
-            for task in tasks:
-                task.result()
-            if moments is not None:
-                part = moments.result()
-                state.moments = part if state.moments is None else state.moments.merge(part)
-            if keep is not None:
-                keep.add(batch)
+        _pipelined((_Batch(frame) for frame in batches), submit, fold)
     first = finish_first_pass(state, numeric, categorical, bins=bins, top_k=top_k)
     return replace(first, value_counts=values) if counted else first
 
