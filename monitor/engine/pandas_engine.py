@@ -193,12 +193,23 @@ def _category_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
 
 
 def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
-    codes, labels = _category_codes(series)
+    return label_counts(*_category_codes(series))
+
+
+def label_counts(codes: np.ndarray, labels: list[str]) -> tuple[dict[str, int], int]:
+    """How often each text occurs among ``codes`` (codes sharing a text are added), and how many
+    codes are missing (-1)."""
     counts = np.bincount(codes + 1, minlength=len(labels) + 1)
     out: dict[str, int] = {}
     for i in np.flatnonzero(counts[1:]):
         out[labels[i]] = out.get(labels[i], 0) + int(counts[i + 1])
     return out, int(counts[0])
+
+
+def add_counts(total: dict[str, int], part: Mapping[str, int]) -> None:
+    """Add one part's value counts into ``total``."""
+    for value, n in part.items():
+        total[value] = total.get(value, 0) + int(n)
 
 
 # ---------------------------------------------------------------------------- profiling
@@ -416,13 +427,9 @@ def _categorical_profiles(batch: _Batch, name: str, binning: CategoricalBinning,
     codes, labels = column.codes, column.labels
     out = []
     for rows in subsets:
-        counts = np.bincount(_take(codes, rows) + 1, minlength=len(labels) + 1)
-        values: dict[str, int] = {}
-        for i in np.flatnonzero(counts[1:]):
-            label = labels[i]
-            values[label] = values.get(label, 0) + int(counts[i + 1])
+        values, missing = label_counts(_take(codes, rows), labels)
         # The target: only labelled rows count, so none is missing.
-        out.append(CategoricalProfile.from_counts(values, binning, missing=0 if target else int(counts[0])))
+        out.append(CategoricalProfile.from_counts(values, binning, missing=0 if target else missing))
     return out
 
 
@@ -627,14 +634,10 @@ def _empty_totals(plan: ProfilePlan) -> dict[str, DatasetProfile]:
     return totals
 
 
-def _profile_with_segments(batch: _Batch, plan: ProfilePlan, groups: list[Rows]) -> list[dict[str, DatasetProfile]]:
-    """For each group of rows (None: the whole batch): its profile per segment, ``ALL`` first,
-    every segment of the plan present (empty when the group has none of its rows)."""
-    return _submit_with_segments(batch, plan, groups)()
-
-
 def _submit_with_segments(batch: _Batch, plan: ProfilePlan, groups: list[Rows]) -> Callable[[], list[dict[str, DatasetProfile]]]:
-    """:func:`_profile_with_segments`, queued (see :func:`_submit_subsets`)."""
+    """Queue, for each group of rows (None: the whole batch), its profile per segment; the
+    returned call gives them, ``ALL`` first, every segment of the plan present (empty when the
+    group has none of its rows). See :func:`_submit_subsets`."""
     subsets: list[Rows] = []
     keys: list[tuple[int, str]] = []
     for g, rows in enumerate(groups):
@@ -797,20 +800,13 @@ class _FitState:
     first: Any = None  # earliest and latest timestamp, when the pass was given the column
     last: Any = None
 
-    def add_numeric(self, name: str, part: tuple[QuantileSketch, float, float] | None) -> None:
+    def add_numeric(self, name: str, part: tuple[QuantileSketch, float, float]) -> None:
         """Merge one batch's :func:`_numeric_part` of the column."""
-        if part is None:
-            return
         sketch, low, high = part
         self.sketches[name] = self.sketches[name].merge(sketch) if name in self.sketches else sketch
         if sketch.count:
             self.low[name] = min(self.low.get(name, np.inf), low)
             self.high[name] = max(self.high.get(name, -np.inf), high)
-
-    @staticmethod
-    def add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
-        for label, n in counts.items():
-            total[label] = total.get(label, 0) + n
 
 
 def _numeric_part(batch: _Batch, name: str) -> tuple[QuantileSketch, float, float]:
@@ -827,12 +823,7 @@ def _numeric_part(batch: _Batch, name: str) -> tuple[QuantileSketch, float, floa
 def _value_counts(batch: _Batch, name: str) -> dict[str, int]:
     """The column's values and how often each occurs (its codes stay with the batch for pass two)."""
     column = batch.codes(name)
-    counts = np.bincount(column.codes + 1, minlength=len(column.labels) + 1)
-    out: dict[str, int] = {}
-    for i in np.flatnonzero(counts[1:]):
-        label = column.labels[i]
-        out[label] = out.get(label, 0) + int(counts[i + 1])
-    return out
+    return label_counts(column.codes, column.labels)[0]
 
 
 def numeric_binning(state: _FitState, name: str, bins: int) -> NumericBinning:
@@ -916,9 +907,9 @@ def fit_pass(
         for name, part in parts.items():
             state.add_numeric(name, part)
         for name, found in counts.items():
-            state.add_counts(state.categories.setdefault(name, {}), found)
+            add_counts(state.categories.setdefault(name, {}), found)
         for name, found in counted_.items():
-            state.add_counts(values[name], found)
+            add_counts(values[name], found)
         if span is not None:
             low, high = span
             state.first = low if state.first is None or low < state.first else state.first
@@ -995,8 +986,7 @@ def top_segment_values(batches: Iterable[pd.DataFrame], columns: list[str], k: i
     for frame in batches:
         for column in columns:
             if column in frame:
-                for value, n in category_counts(frame[column])[0].items():
-                    counts[column][value] = counts[column].get(value, 0) + n
+                add_counts(counts[column], category_counts(frame[column])[0])
     return most_frequent(counts, columns, k)
 
 

@@ -69,6 +69,7 @@ from monitor.engine.pandas_engine import (
     ProfilePlan,
     _FitState,
     _merge_segments,
+    add_counts,
     category_counts,
     finish_first_pass,
     most_frequent,
@@ -362,11 +363,6 @@ def _profile_json(profile: DatasetProfile) -> dict[str, Any]:
     return data
 
 
-def _add_counts(total: dict[str, int], part: Mapping[str, int]) -> None:
-    for value, n in part.items():
-        total[value] = total.get(value, 0) + int(n)
-
-
 class _Task:
     """What executors compute from a partition's frames, and how partials merge."""
 
@@ -440,7 +436,7 @@ class _ProfilesTask(_Task):
     def merge(self, parts):  # type: ignore[no-untyped-def]
         versions: dict[str, int] = {}
         for part in parts:
-            _add_counts(versions, part.get("versions", {}))
+            add_counts(versions, part.get("versions", {}))
         return {"profiles": {s: _profile_json(p) for s, p in self.profiles(parts).items()}, "versions": versions}
 
 
@@ -466,7 +462,7 @@ class _FitTask(_Task):
                         state.high[name] = max(state.high.get(name, -np.inf), float(finite.max()))
             for name in self.categorical:
                 if name in frame:
-                    _add_counts(state.categories.setdefault(name, {}), category_counts(frame[name])[0])
+                    add_counts(state.categories.setdefault(name, {}), category_counts(frame[name])[0])
             if self.moments_of:
                 part = Moments.from_array(numeric_matrix(frame, self.moments_of))
                 state.moments = part if state.moments is None else state.moments.merge(part)
@@ -507,7 +503,7 @@ class _FitTask(_Task):
             for name, value in part["high"].items():
                 state.high[name] = max(state.high.get(name, -np.inf), float(value))
             for name, counts in part["categories"].items():
-                _add_counts(state.categories.setdefault(name, {}), counts)
+                add_counts(state.categories.setdefault(name, {}), counts)
             if part["moments"] is not None:
                 moments = Moments.from_dict(part["moments"])
                 state.moments = moments if state.moments is None else state.moments.merge(moments)
@@ -534,14 +530,14 @@ class _SegmentTask(_Task):
         for frame, _ in frames:
             for column in self.columns:
                 if column in frame:
-                    _add_counts(counts[column], category_counts(frame[column])[0])
+                    add_counts(counts[column], category_counts(frame[column])[0])
         return [(0, {"counts": counts})], []
 
     def merge(self, parts):  # type: ignore[no-untyped-def]
         counts: dict[str, dict[str, int]] = {c: {} for c in self.columns}
         for part in parts:
             for column, values in part["counts"].items():
-                _add_counts(counts.setdefault(column, {}), values)
+                add_counts(counts.setdefault(column, {}), values)
         return {"counts": counts}
 
 
@@ -1026,7 +1022,7 @@ class SparkEngine:
             profiles[ALL] = profiles[ALL].with_counters(duplicate_ids=outcome.duplicates)
         versions: dict[str, int] = {}
         for part in parts:
-            _add_counts(versions, part.get("versions", {}))
+            add_counts(versions, part.get("versions", {}))
         return WindowRead(profiles, outcome.report, versions)
 
 

@@ -161,10 +161,6 @@ def discover(spec: FileSourceSpec, base_dir: Path) -> list[LogFile]:
     return list(found.values())
 
 
-def _is_text(arrow_type: pa.DataType) -> bool:
-    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
-
-
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
@@ -433,7 +429,7 @@ class _Parquet(_Format):
             # already has the cores).
             # Text columns the caller only counts arrive as the file's own dictionary codes
             # (pandas Categorical): no string per row is built, hashed or compared.
-            dictionary = [c for c in columns if c in job.categories and _is_text(schema.field(c).type)]
+            dictionary = [c for c in columns if c in job.categories and kind_of_arrow(schema.field(c).type) == "string"]
             reader = pq.ParquetFile(str(file.path), metadata=fragment.metadata, pre_buffer=False, read_dictionary=dictionary or None)
             batches = _read_ahead(reader.iter_batches(batch_size=job.batch_rows, row_groups=groups, columns=columns, use_threads=False))
             for batch in batches:
@@ -741,6 +737,7 @@ class FileSource(BatchSource):
         batch_rows: int,
         report: ReadReport,
         files: Sequence[LogFile],
+        categories: frozenset[str] = frozenset(),
     ) -> _Job:
         return _Job(
             wanted=wanted,
@@ -751,6 +748,7 @@ class FileSource(BatchSource):
             parser=TimestampParser(timestamp or "", self.spec.timestamp_unit),
             tracker=ColumnTracker(wanted, timestamp),
             partition_types=value_types([file.partitions for file in files]),
+            categories=categories - {timestamp},
         )
 
     def _missing_timestamp(self, timestamp: str, job: _Job) -> SourceError:
@@ -792,8 +790,7 @@ class FileSource(BatchSource):
     ) -> Iterator[pd.DataFrame]:
         wanted = wanted_columns(columns, timestamp)
         files = self.files()
-        job = self._job(wanted, timestamp, window, batch_rows, report, files)
-        job.categories = categories - {timestamp}
+        job = self._job(wanted, timestamp, window, batch_rows, report, files, categories)
         try:
             for file in files:
                 if window is not None and not may_overlap(partition_span(file.partitions), window):
