@@ -127,13 +127,19 @@ def test_pass_two_reuses_what_pass_one_kept(reference_job, monkeypatch) -> None:
     assert counts == {"region": whole["region"].value_counts().to_dict()}
 
 
-def test_a_kept_reference_is_released(reference_job) -> None:
+def test_a_kept_reference_is_released(reference_job, monkeypatch) -> None:
+    """After release_reference, pass two reads the source again (nothing is held)."""
     from dataclasses import replace
 
-    from monitor.engine.base import PandasEngine
+    from monitor.engine.base import ChunkSpec, PandasEngine
 
+    job = replace(reference_job, keep_bytes=64 << 20)
     engine = PandasEngine()
-    engine.first_pass(replace(reference_job, keep_bytes=64 << 20), ["x"], ["c"], bins=10, top_k=5, moments_of=None)
-    assert engine._kept is not None
+    first = engine.first_pass(job, ["x"], ["c"], bins=10, top_k=5, moments_of=None)
     engine.release_reference()
-    assert engine._kept is None
+    reads = []
+    batches = PandasEngine._batches
+    monkeypatch.setattr(PandasEngine, "_batches", lambda self, j, report=None: reads.append(j) or batches(self, j, report))
+    plan = ProfilePlan(roles=Roles(numeric=("x",), categorical=("c",)), binnings=first.binnings)
+    totals, _ = engine.reference_profiles(job, plan, ChunkSpec(rows_per_chunk=700))
+    assert len(reads) == 1 and totals[ALL].rows == 9000
