@@ -54,10 +54,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from scipy import stats
@@ -69,6 +70,13 @@ from checks.roles import Roles
 
 if TYPE_CHECKING:
     from checks.settings import DriftSettings
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+Mapper = Callable[[Callable[[_In], _Out], Iterable[_In]], Iterator[_Out]]
+"""How per-column work is mapped: the built-in ``map`` (the default, one column after another)
+or a thread pool's ``map``. Drawing nulls is numpy that releases the GIL, so columns calibrate in
+parallel; results come back in the columns' order either way."""
 
 DRAWS = 2000
 """Pairs drawn per null distribution: the 99% quantile then rests on ~20 draws beyond it, and the
@@ -163,28 +171,37 @@ def _draw(rng: np.random.Generator, total: int, shares: np.ndarray, draws: int, 
     if present.size and total * present.min() >= NORMAL_MIN_EXPECTED:
         # Covariance total * (diag(p) - p p^T): iid normals scaled by sqrt(p), the component
         # along the fixed total removed.
-        z = rng.standard_normal((draws, p.size)) * np.sqrt(p)
+        # In place: these are (draws, buckets) arrays, one per column and window size.
+        z = rng.standard_normal((draws, p.size))
+        z *= np.sqrt(p)
         z -= np.outer(z.sum(axis=1), p)
-        out[:, inner] = np.maximum(total * p + math.sqrt(total) * z, 0.0)
+        z *= math.sqrt(total)
+        z += total * p
+        out[:, inner] = np.maximum(z, 0.0, out=z)
     else:
         out[:, inner] = rng.multinomial(total, p, size=draws)
     return out
 
 
 _REFERENCE_DRAWS: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+"""Guards both caches: columns may calibrate on several threads at once (two threads that miss
+the same key both draw it, the same draws, and the second store is a no-op in effect)."""
 
 
 def _reference_draws(key: tuple[Any, ...], total: int, shares: np.ndarray, draws: int) -> np.ndarray:
     """The reference side's draws depend on the reference alone: drawn once per column and reused
     for every window size (a few dozen columns' worth kept)."""
-    cached = _REFERENCE_DRAWS.get(key)
-    if cached is None:
-        cached = _draw(np.random.default_rng(_seed("reference", *key)), total, shares, draws)
+    with _CACHE_LOCK:
+        cached = _REFERENCE_DRAWS.get(key)
+        if cached is not None:
+            _REFERENCE_DRAWS.move_to_end(key)
+            return cached
+    cached = _draw(np.random.default_rng(_seed("reference", *key)), total, shares, draws)
+    with _CACHE_LOCK:
         _REFERENCE_DRAWS[key] = cached
         if len(_REFERENCE_DRAWS) > 64:
             _REFERENCE_DRAWS.popitem(last=False)
-    else:
-        _REFERENCE_DRAWS.move_to_end(key)
     return cached
 
 
@@ -234,10 +251,11 @@ def null_from_counts(
     # profile's std depend on merge order (batch size, pandas vs Spark), the draws must not.
     positions = None if geo.positions is None else tuple(_digits(x) for x in geo.positions)
     key = (method.name, counts.tobytes(), positions, None if geo.scale is None else _digits(geo.scale), n, m, outer, draws)
-    cached = _NULLS.get(key)
-    if cached is not None:
-        _NULLS.move_to_end(key)
-        return cached
+    with _CACHE_LOCK:
+        cached = _NULLS.get(key)
+        if cached is not None:
+            _NULLS.move_to_end(key)
+            return cached
     reference_shares = counts / counts.sum()
     window_shares = reference_shares.copy()
     if outer and window_shares.size >= 2:
@@ -250,9 +268,10 @@ def null_from_counts(
     sample = np.where(np.isfinite(sample), sample, 0.0)
     scale, dof = _satterthwaite(sample)
     null = NullDistribution(method.name, m, n, sample, scale, dof)
-    _NULLS[key] = null
-    if len(_NULLS) > _CACHE_SIZE:
-        _NULLS.popitem(last=False)
+    with _CACHE_LOCK:
+        _NULLS[key] = null
+        if len(_NULLS) > _CACHE_SIZE:
+            _NULLS.popitem(last=False)
     return null
 
 
@@ -356,10 +375,13 @@ def reference_variation(
     chunks: Sequence[DatasetProfile],
     roles: Roles,
     settings: DriftSettings,
+    *,
+    mapper: Mapper = map,
 ) -> ReferenceVariation:
     """Learn the excess of every drift column whose deciding method is calibrated (an explicit
-    ``threshold`` in the settings means a fixed one: nothing to learn)."""
-    learned: dict[str, dict[str, float]] = {}
+    ``threshold`` in the settings means a fixed one: nothing to learn). ``mapper``: how the
+    columns are mapped (see :data:`Mapper`)."""
+    work: list[tuple[str, DriftMethod, ColumnProfile, list[ColumnProfile]]] = []
     columns = [*roles.numeric, *roles.categorical, *(c for c in (roles.prediction, roles.target) if c)]
     for column in dict.fromkeys(columns):
         profile = reference.columns.get(column)
@@ -370,13 +392,19 @@ def reference_variation(
             method = choice.spec
             if choice.threshold is not None or not method.calibratable or not method.supports(profile.kind):
                 continue
-            pieces = [c.columns[column] for c in chunks if column in c.columns]
-            try:
-                excess = chunk_excess(method, profile, pieces, settings)
-            except ValueError:
-                continue  # a chunk on another binning: nothing learned, the column is judged without
-            if excess is not None:
-                learned.setdefault(column, {})[method.name] = excess
+            work.append((column, method, profile, [c.columns[column] for c in chunks if column in c.columns]))
+
+    def learn(item: tuple[str, DriftMethod, ColumnProfile, list[ColumnProfile]]) -> float | None:
+        _, method, profile, pieces = item
+        try:
+            return chunk_excess(method, profile, pieces, settings)
+        except ValueError:
+            return None  # a chunk on another binning: nothing learned, the column is judged without
+
+    learned: dict[str, dict[str, float]] = {}
+    for (column, method, _, _), excess in zip(work, mapper(learn, work)):
+        if excess is not None:
+            learned.setdefault(column, {})[method.name] = excess
     errors = tuple(c.multivariate for c in chunks if c.multivariate is not None and c.multivariate.count > 0)
     return ReferenceVariation(len(chunks), learned, errors)
 

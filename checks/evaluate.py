@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from checks import drift as drift_methods
-from checks.calibration import ReferenceVariation, benjamini_hochberg, null_distribution
+from checks.calibration import Mapper, ReferenceVariation, benjamini_hochberg, null_distribution
 from checks.drift import CATEGORICAL, NUMERIC, DriftMethod, DriftScore, EmptyProfileError
 from checks.kpis import KpiSpec, kpi_results
 from checks.multivariate import EmptyWindowError, multivariate_drift
@@ -66,15 +66,18 @@ def evaluate(
     *,
     segment: str = ALL,
     variation: ReferenceVariation | None = None,
+    mapper: Mapper = map,
 ) -> list[MetricResult]:
     """Every enabled check of ``current`` against ``reference``; all rows carry ``segment``.
-    ``variation``: what the reference's own windows showed (widens calibrated drift thresholds)."""
+    ``variation``: what the reference's own windows showed (widens calibrated drift thresholds).
+    ``mapper``: how drift's columns are mapped (a thread pool's ``map`` calibrates them in
+    parallel; see :data:`checks.calibration.Mapper`)."""
     families: list[tuple[str, Callable[[], list[MetricResult]]]] = []
     if settings.quality.enabled:
         unlabelled = (roles.target,) if roles.target else ()
         families.append(("quality", lambda: quality_results(reference, current, roles.columns(), settings.quality, unlabelled=unlabelled, segment=segment)))
     if settings.drift.enabled:
-        families.append((DRIFT, lambda: drift_results(reference, current, roles, settings.drift, segment=segment, variation=variation)))
+        families.append((DRIFT, lambda: drift_results(reference, current, roles, settings.drift, segment=segment, variation=variation, mapper=mapper)))
     if settings.multivariate.enabled and reference.multivariate is not None:
         families.append((MULTIVARIATE_DRIFT, lambda: multivariate_results(reference, current, settings, variation, segment)))
     if roles.prediction:
@@ -165,10 +168,11 @@ def drift_results(
     *,
     segment: str = ALL,
     variation: ReferenceVariation | None = None,
+    mapper: Mapper = map,
 ) -> list[MetricResult]:
     """Verdict and report rows of every feature, the prediction and the target, each column
     isolated; the feature verdicts ranked by how far past their threshold they moved, and the
-    run-level verdict over the features."""
+    run-level verdict over the features. ``mapper`` maps the columns (see :func:`evaluate`)."""
     columns: list[tuple[str, str, str, str | None]] = []  # (check, column, role, treat as)
     columns += [(DRIFT, c, "numeric_feature", None) for c in roles.numeric]
     columns += [(DRIFT, c, "categorical_feature", None) for c in roles.categorical]
@@ -178,19 +182,20 @@ def drift_results(
         # Labels of probability and class models are classes, whatever type the column has.
         treat = None if roles.prediction_kind is None else (NUMERIC if roles.prediction_kind == "regression" else CATEGORICAL)
         columns.append((TARGET_DRIFT, roles.target, "target", treat))
-    results: list[MetricResult] = []
-    for check, column, role, treat in columns:
+
+    def one(item: tuple[str, str, str, str | None]) -> list[MetricResult]:
+        check, column, role, treat = item
         method = _method_name(settings, column, reference.columns.get(column), treat)
         excess = variation.excess_for(column, method) if variation is not None else None
         try:
-            results.extend(
-                drift_column(
-                    check, column, role, reference.columns.get(column), current.columns.get(column), settings,
-                    treat_as=treat, segment=segment, excess=excess,
-                )
+            return drift_column(
+                check, column, role, reference.columns.get(column), current.columns.get(column), settings,
+                treat_as=treat, segment=segment, excess=excess,
             )  # fmt: skip
         except Exception as exc:
-            results.append(error_result(check, column, method, exc, segment))
+            return [error_result(check, column, method, exc, segment)]
+
+    results = [row for rows in mapper(one, columns) for row in rows]
     ranked = rank(results)
     return [*ranked, *dataset_verdict(ranked, settings, segment=segment)]
 

@@ -29,7 +29,7 @@ from checks.results import ALL, MetricResult, Status
 from checks.roles import Roles
 from monitor.config import MonitorConfig, Project, WindowReference
 from monitor.engine.base import ChunkSpec, Engine, ReadJob, engine_named
-from monitor.engine.pandas_engine import ProfilePlan, infer_features, most_frequent
+from monitor.engine.pandas_engine import ProfilePlan, infer_features, most_frequent, parallel_map
 from monitor.sources import SourceError
 from monitor.store import ReferenceRecord, RunRecord, Store, StoredProfile
 from monitor.windows import Window, windows_between
@@ -223,7 +223,7 @@ class Runner:
             if getattr(binning, "bins", 2) == 1 and name in numeric:
                 warnings.append(f"reference column {name!r} is constant: any change of value is drift")
         variations = {
-            segment: reference_variation(profile, [c[segment] for c in chunks if segment in c], plan.roles, mon.checks.drift)
+            segment: reference_variation(profile, [c[segment] for c in chunks if segment in c], plan.roles, mon.checks.drift, mapper=parallel_map)
             for segment, profile in profiles.items()
             if profile.rows
         }
@@ -309,7 +309,7 @@ class Runner:
                     continue  # a segment neither the reference nor this window has: nothing to say
                 # Values the reference never had in this segment: compare with the whole reference.
                 baseline, variation = reference.profiles[ALL], reference.variation_for(ALL)
-            results.extend(evaluate(baseline, profile, plan.roles, mon.checks, mon.kpis, segment=segment, variation=variation))
+            results.extend(evaluate(baseline, profile, plan.roles, mon.checks, mon.kpis, segment=segment, variation=variation, mapper=parallel_map))
         if version_column and versions:
             # Which model served the window: shown in alerts and dashboards, and a version change
             # is visible in the results' history.

@@ -216,3 +216,44 @@ def test_the_run_level_verdict_holds_its_rate_over_many_columns(normal_reference
     (verdict,) = dataset_verdict(shifted, SETTINGS)
     assert verdict.status is Status.BREACH and verdict.details["drifted"] == ["moved"]
     assert verdict.details["ranking"][0]["column"] == "moved" and verdict.value == pytest.approx(1 / 25)
+
+
+def test_reference_variation_mapped_on_a_thread_pool_learns_the_serial_excess() -> None:
+    """Columns learned on a pool (caches cleared before each side) equal those learned one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from checks.calibration import reference_variation
+    from checks.profiles import DatasetProfile
+    from checks.roles import Roles
+
+    rng = np.random.default_rng(8)
+    hours = [rng.normal(0.5 * math.sin(2 * math.pi * h / 24), 1, 500) for h in range(48)]
+    flat = [rng.normal(0, 1, 500) for _ in range(48)]
+    profiles = []
+    for values in (np.concatenate(hours), np.concatenate(flat)):
+        binning = binning_of(values)
+        profiles.append((numeric(values, binning), binning))
+    (cyc, cyc_bins), (flt, flt_bins) = profiles
+    reference = DatasetProfile(rows=24_000, columns={"cycle": cyc, "flat": flt})
+    chunks = [
+        DatasetProfile(rows=500, columns={"cycle": numeric(h, cyc_bins), "flat": numeric(f, flt_bins)}) for h, f in zip(hours, flat)
+    ]
+    roles = Roles(numeric=("cycle", "flat"))
+
+    def learn(**kwargs):
+        calibration._NULLS.clear()
+        calibration._REFERENCE_DRAWS.clear()
+        return reference_variation(reference, chunks, roles, SETTINGS, **kwargs)
+
+    serial = learn()
+    mapped: list[str] = []
+    with ThreadPoolExecutor(2) as pool:
+
+        def mapper(fn, items):
+            items = list(items)
+            mapped.extend(item[0] for item in items)
+            return pool.map(fn, items)
+
+        parallel = learn(mapper=mapper)
+    assert parallel == serial and mapped == ["cycle", "flat"]
+    assert serial.excess_for("cycle", "wasserstein") > 0.1 and serial.excess_for("flat", "wasserstein") == 0.0

@@ -292,3 +292,38 @@ def test_segment_propagates(reference, segment: str) -> None:
     ref, binnings = reference
     results = evaluate(ref, window(binnings, 22), ROLES, SETTINGS, KPIS, segment=segment)
     assert {r.segment for r in results} == {segment}
+
+
+def test_columns_mapped_on_a_thread_pool_give_the_serial_rows(reference, monkeypatch) -> None:
+    """``mapper``: drift's columns calibrated on a pool come back in the columns' order, each the
+    same row as one after another, a failing column still an error row of its own; the nulls are
+    drawn afresh on both sides (caches cleared) so the threads really draw them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from checks import calibration
+
+    ref, binnings = reference
+    broken = DriftMethod("boom", frozenset({"numeric", "categorical"}), _boom, 0.1, 0.0, 1.0, True, False, "always fails")
+    monkeypatch.setitem(drift.REGISTRY, "boom", broken)
+    settings = ChecksSettings.model_validate({"drift": {"columns": {"heavy": "boom"}}})
+    cur = window(binnings, 23, shifts={"normal": 0.3})
+    calibration._NULLS.clear()
+    calibration._REFERENCE_DRAWS.clear()
+    serial = evaluate(ref, cur, ROLES, settings, KPIS)
+    calibration._NULLS.clear()
+    calibration._REFERENCE_DRAWS.clear()
+    mapped: list[str] = []
+    with ThreadPoolExecutor(4) as pool:
+
+        def mapper(fn, items):
+            items = list(items)
+            mapped.extend(item[1] for item in items)
+            return pool.map(fn, items)
+
+        parallel = evaluate(ref, cur, ROLES, settings, KPIS, mapper=mapper)
+    assert mapped == [*ROLES.numeric, *ROLES.categorical, ROLES.prediction, ROLES.target]
+    assert [(r.check, r.column, r.metric, r.status, r.value, r.threshold, r.details) for r in parallel] == [
+        (r.check, r.column, r.metric, r.status, r.value, r.threshold, r.details) for r in serial
+    ]
+    assert ("drift", "heavy", "boom") in {(r.check, r.column, r.metric) for r in parallel if r.status is Status.ERROR}
+    assert ("drift", "normal") in breaches(parallel)

@@ -46,6 +46,7 @@ from checks.sketch import QuantileSketch
 
 OTHER_SEGMENT = "__other__"
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,14 @@ class _OneBlasThread:
 
 
 _ONE_BLAS_THREAD = _OneBlasThread()
+
+
+def parallel_map(fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
+    """``map`` on the profiling pool, in the items' order, BLAS held at one thread: for per-column
+    numpy work such as calibrating drift thresholds (see :data:`checks.calibration.Mapper`).
+    Work already on the pool must not call it (it would wait on its own pool)."""
+    with _ONE_BLAS_THREAD:
+        return iter(list(_pool().map(fn, items)))
 
 
 @dataclass
