@@ -327,6 +327,29 @@ def test_only_requested_columns_in_batches_of_bounded_size(tmp_path: Path, kind:
     assert list(got.columns) == ["ts", "x"] and len(got) == 70 and max(len(f) for f in frames) <= 50
 
 
+def test_parquet_batches_follow_row_group_edges(tmp_path: Path) -> None:
+    """No batch straddles two row groups (stitching them copies every column): a row group of at
+    least ``batch_rows`` is read alone in even pieces, smaller neighbours together while they fit."""
+    from monitor.sources.files import _row_group_runs
+
+    frame = log_frame(T0, 470)
+    sizes = [40, 50, 300, 60, 20]
+    writer = pq.ParquetWriter(tmp_path / "g.parquet", pa.Table.from_pandas(frame, preserve_index=False).schema)
+    start = 0
+    for size in sizes:
+        writer.write_table(pa.Table.from_pandas(frame.iloc[start : start + size], preserve_index=False), row_group_size=size)
+        start += size
+    writer.close()
+    metadata = pq.ParquetFile(tmp_path / "g.parquet").metadata
+    assert [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)] == sizes
+    assert _row_group_runs(metadata, None, 100) == [([0, 1], 90), ([2], 100), ([3, 4], 80)]
+    assert _row_group_runs(metadata, None, 130) == [([0, 1], 90), ([2], 100), ([3, 4], 80)]  # 300 in 3 even pieces
+    assert _row_group_runs(metadata, [2, 4], 1000) == [([2, 4], 320)]
+    got, report, frames = read(files("parquet", "g.parquet", tmp_path), ["x"], batch_rows=100)
+    assert [len(f) for f in frames] == [90, 100, 100, 100, 80]
+    assert got["x"].tolist() == frame["x"].tolist() and report.rows_scanned == 470
+
+
 def test_missing_column_is_reported_not_raised(tmp_path: Path) -> None:
     write_parquet(log_frame(T0, 10), tmp_path / "a.parquet")
     got, report, _ = read(files("parquet", "a.parquet", tmp_path), ["x", "income"])

