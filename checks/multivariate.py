@@ -147,6 +147,38 @@ class Moments:
         comoment = centred.T @ centred
         return cls(n, mean, (comoment + comoment.T) / 2, int(x.shape[0]) - n)
 
+    @classmethod
+    def from_columns(cls, columns: Sequence[np.ndarray], block: int = 16384) -> Moments:
+        """The moments of the rows the ``columns`` form (``d`` float arrays of one length, one per
+        column): :meth:`from_array` of ``np.column_stack(columns)`` (no ``fill``), to rounding,
+        without building that (n, d) copy. Each block of rows is copied column by column into one
+        reused (d, block) buffer, centred in place and multiplied by its own transpose (the rows
+        of a column are contiguous there, so means and the product stream through memory); the
+        blocks merge as :meth:`merge` does."""
+        d = len(columns)
+        n = int(len(columns[0])) if d else 0
+        total = cls.empty(d)
+        if n == 0:
+            return total
+        buffer = np.empty((d, min(block, n)))
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            x = buffer[:, : stop - start]
+            for j, values in enumerate(columns):
+                x[j] = values[start:stop]
+            complete = np.isfinite(x).all(axis=0)
+            if not complete.all():
+                x = x[:, complete]
+            k = int(x.shape[1])
+            if k == 0:
+                total = total.merge(cls(0, np.zeros(d), np.zeros((d, d)), stop - start))
+                continue
+            mean = x.mean(axis=1)
+            x -= mean[:, None]
+            comoment = x @ x.T
+            total = total.merge(cls(k, mean, (comoment + comoment.T) / 2, stop - start - k))
+        return total
+
     @property
     def dim(self) -> int:
         return int(self.mean.shape[0])

@@ -76,6 +76,47 @@ def test_moments_merge_equals_one_shot(seed: int) -> None:
     np.testing.assert_allclose(one_shot.covariance, expected, rtol=1e-8, atol=1e-10 * scale * scale)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("block", [1, 7, 64, 16384])
+def test_moments_from_columns_equal_from_array(seed: int, block: int) -> None:
+    """Column arrays in column-major blocks give the moments of their stacked rows: the complete
+    rows' count, mean and covariance (against numpy), the incomplete ones skipped; a block of
+    only incomplete rows, a far-from-zero mean and a read-only column included."""
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(1, 6))
+    x, _, _ = mixed(rng, int(rng.integers(2, 400)), d)
+    x += 1e6 * rng.integers(0, 2)  # sometimes far from zero: centring per block must hold up
+    holes = rng.random(x.shape) < 0.05
+    x[holes] = rng.choice([np.nan, np.inf, -np.inf], size=int(holes.sum()))
+    x[: min(len(x), 9), 0] = np.nan  # the first blocks of small sizes hold no complete row
+    columns = [np.ascontiguousarray(x[:, j]) for j in range(d)]
+    columns[0].flags.writeable = False
+    before = [c.copy() for c in columns]
+    got = Moments.from_columns(columns, block)
+    complete = x[np.isfinite(x).all(axis=1)]
+    assert got.count == len(complete) and got.skipped == len(x) - len(complete)
+    for c, b in zip(columns, before):
+        np.testing.assert_array_equal(c, b)  # inputs untouched
+    if len(complete) == 0:
+        assert got.count == 0
+        return
+    one_shot = Moments.from_array(x)
+    scale = np.abs(complete).max()
+    np.testing.assert_allclose(got.mean, complete.mean(axis=0), rtol=1e-12, atol=1e-12 * scale)
+    expected = np.atleast_2d(np.cov(complete, rowvar=False, bias=True))
+    spread = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(got.covariance, expected, rtol=1e-8, atol=1e-9 * spread)
+    np.testing.assert_allclose(got.comoment, one_shot.comoment, rtol=1e-8, atol=1e-9 * spread * len(complete))
+    assert np.array_equal(got.comoment, got.comoment.T)
+
+
+def test_moments_from_no_columns_or_rows() -> None:
+    assert Moments.from_columns([np.empty(0), np.empty(0)]).count == 0
+    assert Moments.from_columns([np.empty(0)]).dim == 1
+    only_nan = Moments.from_columns([np.array([np.nan, 1.0]), np.array([2.0, np.inf])])
+    assert only_nan.count == 0 and only_nan.skipped == 2
+
+
 def test_moments_merge_order_and_empty_parts() -> None:
     rng = np.random.default_rng(3)
     x, _, _ = mixed(rng, 300, 3)

@@ -223,17 +223,18 @@ def add_counts(total: dict[str, int], part: Mapping[str, int]) -> None:
 # pool (numpy releases the GIL); each task profiles its column for every subset.
 
 _BLAS_ROWS = 1 << 18
-"""Matrix products on row blocks are kept below about this many multiply-adds (rows x columns x
-columns), at most 4,096 rows: the block's temporaries stay in cache, no large array is allocated
-per batch (fresh pages cost more than the arithmetic here), and OpenBLAS, which splits larger
+"""Without BLAS held at one thread, matrix products on row blocks are kept below about this many
+multiply-adds (rows x columns x columns), at most 4,096 rows, so that OpenBLAS, which splits larger
 products across threads that spin while the cores are busy profiling other columns, stays on one
-thread even where ``threadpoolctl`` is not installed."""
+thread even where ``threadpoolctl`` is not installed. Held at one thread, blocks are up to 16,384
+rows (their (columns, rows) buffer under 16 MiB); no large array is allocated per batch either way
+(fresh pages cost more than the arithmetic here)."""
 
 
-def _block_rows(width: int) -> int:
+def _block_rows(columns: int) -> int:
     if _ONE_BLAS_THREAD.active:
-        return 4096  # BLAS is held at one thread: only the cache decides
-    return int(min(4096, max(256, _BLAS_ROWS // max(1, width))))
+        return int(min(16384, max(1024, (1 << 21) // max(1, columns))))
+    return int(min(4096, max(256, _BLAS_ROWS // max(1, columns * columns))))
 
 
 class _OneBlasThread:
@@ -442,30 +443,13 @@ def _categorical_profiles(batch: _Batch, name: str, binning: CategoricalBinning,
     return out
 
 
-def _row_blocks(batch: _Batch, columns: list[str], rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first row, block)``: the (rows, len(columns)) float matrix of consecutive rows, NaN
-    where missing; one buffer, refilled."""
-    arrays = [batch.numeric(name).values for name in columns]
-    buffer = np.empty((min(rows_per_block, batch.rows), len(arrays)))
-    for start in range(0, batch.rows, rows_per_block):
-        stop = min(start + rows_per_block, batch.rows)
-        block = buffer[: stop - start]
-        for j, values in enumerate(arrays):
-            block[:, j] = values[start:stop]
-        yield start, block
-
-
 def _reconstruction_errors(batch: _Batch, pca: PcaModel) -> np.ndarray:
     return pca.errors_of_columns([batch.numeric(name).values for name in pca.columns])
 
 
 def _moments(batch: _Batch, columns: list[str]) -> Moments:
-    """Moments of the batch's complete rows, block by block (Chan's merge)."""
-    total: Moments | None = None
-    for _, block in _row_blocks(batch, columns, _block_rows(len(columns) ** 2)):
-        part = Moments.from_array(block)
-        total = part if total is None else total.merge(part)
-    return total if total is not None else Moments.empty(len(columns))
+    """Moments of the batch's complete rows (column-major blocks, :meth:`Moments.from_columns`)."""
+    return Moments.from_columns([batch.numeric(name).values for name in columns], _block_rows(len(columns)))
 
 
 def _error_profiles(batch: _Batch, pca: PcaModel, subsets: list) -> list[ErrorProfile]:
