@@ -35,14 +35,77 @@ def _log_gamma(alpha: float) -> float:
 _DENSE_KEYS = 1 << 20
 
 
+def _log_keys(magnitudes: np.ndarray, log_gamma: float) -> np.ndarray:
+    """The bucket of each magnitude, ``ceil(log(m) / log_gamma)``: the sketch's definition."""
+    scaled = np.log(magnitudes)
+    scaled /= log_gamma
+    np.ceil(scaled, out=scaled)
+    return scaled.astype(np.int64)
+
+
+# Magnitudes are first counted by *cell*: the float's top bits (exponent and 12 mantissa bits), so
+# a cell is 1/4096 of a power of two wide, and positive floats order as their bit patterns. A cell
+# whose smallest and largest float fall in one bucket holds values of that bucket only: its count
+# goes there whole, with no log. Only values in the cells a bucket edge cuts through (about 1 in
+# 40 at the default accuracy) get a log each. The buckets are exactly those of a log per value;
+# a column of 1M positive values takes about half the time. Data spanning more than 64 powers of two (or
+# holding inf), and data of both signs, take a log per value.
+_CELL_SHIFT = 40
+_MAX_CELLS = 1 << 18
+_NONFINITE_CELL = 0x7FF0000000000000 >> _CELL_SHIFT
+_MAX_INTEGERS = 1 << 16
+"""Whole-number columns spanning fewer values than this are counted per distinct value."""
+
+
+def _cell_edge_keys(cells: np.ndarray, log_gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The bucket of each cell's smallest and of its largest float."""
+    first = (cells << _CELL_SHIFT).view(np.float64)
+    last = (((cells + 1) << _CELL_SHIFT) - 1).view(np.float64)
+    return _log_keys(first, log_gamma), _log_keys(last, log_gamma)
+
+
+def _key_counts(keys: np.ndarray, counts: np.ndarray, single: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys with their counts, from ``keys`` counted ``counts`` times and ``single``
+    keys counted once each."""
+    every = np.concatenate([keys, single])
+    if every.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    low = int(every.min())
+    weights = np.concatenate([counts.astype(np.float64), np.ones(single.size)])
+    dense = np.bincount(every - low, weights=weights)
+    present = np.flatnonzero(dense)
+    return present + low, dense[present].astype(np.int64)
+
+
+def _cell_counts(magnitudes: np.ndarray, log_gamma: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Keys and counts of finite positive ``magnitudes`` by cells (see above); None when the cells
+    span too much or a value is not finite."""
+    cells = magnitudes.view(np.int64) >> _CELL_SHIFT
+    low, high = int(cells.min()), int(cells.max())
+    span = high - low + 1
+    if span > _MAX_CELLS or high >= _NONFINITE_CELL:
+        return None
+    cells -= low
+    counts = np.bincount(cells, minlength=span)
+    present = np.flatnonzero(counts)
+    first, last = _cell_edge_keys(present + low, log_gamma)
+    clean = first == last
+    exact = np.empty(0, dtype=np.int64)
+    if not clean.all():
+        straddled = np.zeros(span, dtype=bool)
+        straddled[present[~clean]] = True
+        exact = _log_keys(magnitudes[straddled[cells]], log_gamma)
+    return _key_counts(first[clean], counts[present[clean]], exact)
+
+
 def _bucket_counts(magnitudes: np.ndarray, log_gamma: float) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct bucket indices of ``magnitudes`` (all >= _MIN_MAGNITUDE) and their counts."""
     if magnitudes.size == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    scaled = np.log(magnitudes)
-    scaled /= log_gamma
-    np.ceil(scaled, out=scaled)
-    index = scaled.astype(np.int64)
+    by_cell = _cell_counts(magnitudes, log_gamma)
+    if by_cell is not None:
+        return by_cell
+    index = _log_keys(magnitudes, log_gamma)
     low, high = int(index.min()), int(index.max())
     if high - low < _DENSE_KEYS:
         if low:
@@ -86,6 +149,10 @@ class QuantileSketch:
         lg = _log_gamma(alpha)
         if values.size:
             low, high = values.min(), values.max()
+            if np.isfinite(low) and np.isfinite(high) and float(low).is_integer() and float(high).is_integer() and high - low < _MAX_INTEGERS:
+                counted = cls._integers(values, int(low), lg, alpha)
+                if counted is not None:
+                    return counted
             if low >= _MIN_MAGNITUDE and np.isfinite(high):
                 # The common case (latencies, scores, prices): every value is a positive magnitude.
                 keys, counts = _bucket_counts(values, lg)
@@ -100,6 +167,26 @@ class QuantileSketch:
         pos_keys, pos_counts = _bucket_counts(values[(values > 0) & ~small], lg)
         neg_keys, neg_counts = _bucket_counts(-values[(values < 0) & ~small], lg)
         return cls(alpha, pos_keys, pos_counts, neg_keys, neg_counts, int(small.sum()))
+
+    @classmethod
+    def _integers(cls, values: np.ndarray, low: int, lg: float, alpha: float) -> QuantileSketch | None:
+        """Whole numbers in a narrow range (counts, flags, ratings): each distinct value counted
+        once with ``np.bincount`` and given its bucket once, instead of a log per row. None when
+        some value is not whole."""
+        whole = values.astype(np.int64)
+        if not np.array_equal(whole, values):
+            return None
+        if low:
+            whole -= low
+        counts = np.bincount(whole)
+        present = np.flatnonzero(counts)
+        distinct = (present + low).astype(np.float64)
+        counts = counts[present]
+        positive, negative = distinct > 0, distinct < 0
+        none = np.empty(0, dtype=np.int64)
+        pos_keys, pos_counts = _key_counts(_log_keys(distinct[positive], lg), counts[positive], none)
+        neg_keys, neg_counts = _key_counts(_log_keys(-distinct[negative], lg), counts[negative], none)
+        return cls(alpha, pos_keys, pos_counts, neg_keys, neg_counts, int(counts[distinct == 0].sum()))
 
     @classmethod
     def _dense(cls, values: np.ndarray, lg: float, alpha: float) -> QuantileSketch | None:

@@ -257,6 +257,47 @@ def test_sketch_relative_error_on_a_large_sample_against_numpy() -> None:
     assert math.isnan(QuantileSketch.empty().quantile(0.5))
 
 
+def _sketch_by_definition(values: np.ndarray, alpha: float = DEFAULT_ALPHA) -> dict:
+    """The sketch's buckets straight from its definition: a log per value, by sign."""
+    lg = math.log((1 + alpha) / (1 - alpha))
+    magnitude = np.abs(values)
+    small = magnitude < 1e-12
+
+    def side(m: np.ndarray) -> list[list[int]]:
+        keys, counts = np.unique(np.ceil(np.log(m) / lg).astype(np.int64), return_counts=True)
+        return [keys.tolist(), counts.tolist()]
+
+    return {"alpha": alpha, "pos": side(values[(values > 0) & ~small]), "neg": side(-values[(values < 0) & ~small]), "zeros": int(small.sum())}
+
+
+def _sketch_cases() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(11)
+    gamma = (1 + DEFAULT_ALPHA) / (1 - DEFAULT_ALPHA)
+    edges = gamma ** np.arange(-300.0, 300.0)
+    return {
+        "lognormal": rng.lognormal(2, 1, 200_000),
+        "bucket edges and their neighbours": np.concatenate([edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf)]),
+        "both signs and zeros": np.concatenate([rng.normal(0, 1, 50_000), np.zeros(7), np.full(3, 1e-13), -edges]),
+        "flags": (rng.random(100_000) < 0.2).astype(np.float64),
+        "counts": rng.poisson(3, 100_000).astype(np.float64),
+        "negative whole numbers": rng.integers(-500, 500, 100_000).astype(np.float64),
+        "whole ends, fractions inside": np.concatenate([[0.0, 1.0], rng.random(1000)]),
+        "a wide range (a log per value)": np.exp(rng.uniform(-300, 300, 50_000)),
+        "whole numbers too far apart": np.array([0.0, 1.0, 2.0**40]),
+        "one value": np.array([5.0]),
+        "extremes": np.array([1e308, 1.0, 2.0**-30]),
+    }
+
+
+@pytest.mark.parametrize("case", list(_sketch_cases()))
+def test_sketch_buckets_equal_a_log_per_value(case: str) -> None:
+    """The shortcuts (cells of the float's top bits, one count per distinct whole number) give
+    exactly the buckets of the sketch's definition, edges and their float neighbours included."""
+    values = _sketch_cases()[case]
+    assert QuantileSketch.from_values(values).to_dict() == _sketch_by_definition(values)
+    assert QuantileSketch.from_values(values, alpha=0.02).to_dict() == _sketch_by_definition(values, 0.02)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_bin_lookup_equals_a_binary_search(seed: int) -> None:
     """Large arrays are binned through the lookup table: the bins must be searchsorted's."""
