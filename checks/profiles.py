@@ -184,6 +184,17 @@ class _BinLookup:
         return found
 
 
+def split_finite(values: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """``(finite values, NaN count, +-inf count)`` of a float array; the array itself (no copy)
+    when every value is finite."""
+    ok = np.isfinite(values)
+    n = int(np.count_nonzero(ok))
+    if n == values.size:
+        return values, 0, 0
+    nan = int(np.count_nonzero(np.isnan(values)))
+    return values[ok], nan, values.size - n - nan
+
+
 @dataclass(frozen=True, eq=False)
 class NumericProfile:
     """A numeric column in one window: counts, moments, histogram on the reference's cuts."""
@@ -214,15 +225,7 @@ class NumericProfile:
     ) -> NumericProfile:
         """Profile a float array. NaN counts as missing, except the ``invalid`` entries the
         engine already knows were unparseable (it turned them into NaN); +-inf are invalid."""
-        values = np.asarray(values, dtype=np.float64)
-        finite_mask = np.isfinite(values)
-        n = int(np.count_nonzero(finite_mask))
-        if n == values.size:
-            finite, nan_count, inf_count = values, 0, 0
-        else:
-            nan_count = int(np.count_nonzero(np.isnan(values)))
-            inf_count = values.size - n - nan_count
-            finite = values[finite_mask]
+        finite, nan_count, inf_count = split_finite(np.asarray(values, dtype=np.float64))
         sk = None
         if sketch:
             sk = QuantileSketch.from_values(finite) if alpha is None else QuantileSketch.from_values(finite, alpha)

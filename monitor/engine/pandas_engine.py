@@ -39,6 +39,7 @@ from checks.profiles import (
     NumericProfile,
     Performance,
     RegressionPerformance,
+    split_finite,
 )
 from checks.results import ALL
 from checks.roles import Roles
@@ -414,15 +415,8 @@ def _numeric_profiles(batch: _Batch, name: str, binning: NumericBinning, sketch:
             rows = _restrict(rows, present)
         v = _take(values, rows)
         bad = 0 if invalid is None else int(np.count_nonzero(_take(invalid, rows)))
-        ok = np.isfinite(v)
-        n = int(np.count_nonzero(ok))
         bins = None if column.bins is None else _take(column.bins, rows)
-        if n == v.size:
-            finite, nan, inf = v, 0, 0
-        else:
-            nan = int(np.count_nonzero(np.isnan(v)))
-            inf = v.size - n - nan
-            finite = v[ok]
+        finite, nan, inf = split_finite(v)
         out.append(
             NumericProfile._of_finite(
                 finite, binning, bins, missing=nan - bad, invalid=bad + inf,
