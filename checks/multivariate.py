@@ -65,6 +65,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -149,8 +150,9 @@ class Moments:
 
     @classmethod
     def from_columns(cls, columns: Sequence[np.ndarray], block: int = 16384) -> Moments:
-        """The moments of the rows the ``columns`` form (``d`` float arrays of one length, one per
-        column): :meth:`from_array` of ``np.column_stack(columns)`` (no ``fill``), to rounding,
+        """The moments of the rows the ``columns`` form (``d`` numeric arrays of one length, one
+        per column; integers are cast as they are copied into the block): :meth:`from_array` of
+        ``np.column_stack(columns)`` (no ``fill``), to rounding,
         without building that (n, d) copy. Each block of rows is copied column by column into one
         reused (d, block) buffer, centred in place and multiplied by its own transpose (the rows
         of a column are contiguous there, so means and the product stream through memory); the
@@ -320,6 +322,14 @@ class PcaModel:
         """Share of the standardised variance the kept axes explain."""
         return float(self.eigenvalues[: self.k].sum() / self.eigenvalues.sum())
 
+    @cached_property
+    def residual_axes(self) -> np.ndarray:
+        """(d - k, d): orthonormal axes spanning what the kept components leave out, so that a
+        standardised row's reconstruction error is the length of its projection on them. Any
+        such basis gives the same lengths; this one comes from the SVD of ``components``."""
+        _, _, axes = np.linalg.svd(self.components, full_matrices=True)
+        return axes[self.k :].copy()
+
     def standardise(self, x: np.ndarray) -> np.ndarray:
         """Impute non-finite cells with the reference mean, then standardise; (n, d) -> (n, d)."""
         x = _matrix(x, self.d)
@@ -339,12 +349,16 @@ class PcaModel:
         ``columns`` order, without stacking them into an (n, d) matrix.
 
         Rows are scored ``block`` at a time in one reusable column-major (d, block) buffer that
-        stays in cache: each column is standardised straight into its buffer row (a constant
-        column's row is 0 and the column is not read), the residual ``z - W (W^T z)`` is taken in
-        place, and no (n, d) copy or per-cell mask is ever made. A row with a NaN/inf cell comes
-        out of that pass non-finite, as does a row whose finite cells overflow; only those rows
-        are scored again by :meth:`errors`, which imputes. The inputs are only read (read-only
-        views are fine). Equals ``errors(np.column_stack(columns))`` up to rounding.
+        stays in cache: each column is centred straight into its buffer row (a constant column's
+        row is 0 and the column is not read), and no (n, d) copy or per-cell mask is ever made.
+        When the kept axes are most of the d (k >= d / 3, the usual case at 90% of the
+        variance), the error is the length of the row's part along the d - k axes left out
+        (:attr:`residual_axes`, scaled by 1 / std): one (d - k, d) product instead of two (k, d)
+        ones, e.g. 40 multiply-adds per row instead of 720 for 18 of 20 axes. Otherwise the row is
+        standardised and the residual ``z - W^T (W z)`` taken in place. A row with a NaN/inf cell
+        comes out non-finite, as does a row whose finite cells overflow; only those rows are
+        scored again by :meth:`errors`, which imputes. The inputs are only read (read-only views
+        are fine). Equals ``errors(np.column_stack(columns))`` up to rounding.
         """
         d = self.d
         if len(columns) != d:
@@ -360,20 +374,26 @@ class PcaModel:
         out = np.empty(n)
         block = min(block, max(n, 1))
         inverse_std = 1.0 / self.std
+        left_out = self.residual_axes if 3 * self.k >= d else None
+        scaled = None if left_out is None else left_out * inverse_std  # (d - k, d): standardises as it projects
         buffer = np.empty((d, block))
+        buffer[self.constant] = 0.0
         with np.errstate(over="ignore", invalid="ignore"):  # such rows are redone below
             for start in range(0, n, block):
                 stop = min(start + block, n)
                 z = buffer[:, : stop - start]
                 for j, a in enumerate(arrays):
-                    if self.constant[j]:
-                        z[j] = 0.0
-                    else:
+                    if not self.constant[j]:
                         np.subtract(a[start:stop], self.mean[j], out=z[j])
-                        z[j] *= inverse_std[j]
-                z -= self.components.T @ (self.components @ z)
+                        if scaled is None:
+                            z[j] *= inverse_std[j]
+                if scaled is None:
+                    z -= self.components.T @ (self.components @ z)
+                    residual = z
+                else:
+                    residual = scaled @ z
                 rows = out[start:stop]
-                np.einsum("ij,ij->j", z, z, out=rows)
+                np.einsum("ij,ij->j", residual, residual, out=rows)
                 np.sqrt(rows, out=rows)
         redo = np.flatnonzero(~np.isfinite(out))
         if redo.size:

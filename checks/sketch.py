@@ -53,8 +53,9 @@ def _log_keys(magnitudes: np.ndarray, log_gamma: float) -> np.ndarray:
 _CELL_SHIFT = 40
 _MAX_CELLS = 1 << 18
 _NONFINITE_CELL = 0x7FF0000000000000 >> _CELL_SHIFT
-_MAX_INTEGERS = 1 << 16
-"""Whole-number columns spanning fewer values than this are counted per distinct value."""
+MAX_WHOLE_SPAN = 1 << 16
+"""Whole-number columns spanning fewer values than this are counted per distinct value (here and
+in the pandas engine's profiles)."""
 
 
 def _cell_edge_keys(cells: np.ndarray, log_gamma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -64,17 +65,24 @@ def _cell_edge_keys(cells: np.ndarray, log_gamma: float) -> tuple[np.ndarray, np
     return _log_keys(first, log_gamma), _log_keys(last, log_gamma)
 
 
+def _tally(keys: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ``keys`` and how often each occurs (its ``weights`` summed, when given):
+    one dense ``np.bincount`` over their span when it is under _DENSE_KEYS, else a sort."""
+    if keys.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    low, high = int(keys.min()), int(keys.max())
+    if high - low < _DENSE_KEYS:
+        dense = np.bincount(keys - low if low else keys, weights=weights)
+        present = np.flatnonzero(dense)
+        return present + low, dense[present].astype(np.int64)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return unique, np.bincount(inverse, weights=weights).astype(np.int64)
+
+
 def _key_counts(keys: np.ndarray, counts: np.ndarray, single: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct keys with their counts, from ``keys`` counted ``counts`` times and ``single``
     keys counted once each."""
-    every = np.concatenate([keys, single])
-    if every.size == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    low = int(every.min())
-    weights = np.concatenate([counts.astype(np.float64), np.ones(single.size)])
-    dense = np.bincount(every - low, weights=weights)
-    present = np.flatnonzero(dense)
-    return present + low, dense[present].astype(np.int64)
+    return _tally(np.concatenate([keys, single]), np.concatenate([counts.astype(np.float64), np.ones(single.size)]))
 
 
 def _cell_counts(magnitudes: np.ndarray, log_gamma: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -105,16 +113,7 @@ def _bucket_counts(magnitudes: np.ndarray, log_gamma: float) -> tuple[np.ndarray
     by_cell = _cell_counts(magnitudes, log_gamma)
     if by_cell is not None:
         return by_cell
-    index = _log_keys(magnitudes, log_gamma)
-    low, high = int(index.min()), int(index.max())
-    if high - low < _DENSE_KEYS:
-        if low:
-            index -= low
-        dense = np.bincount(index)
-        keys = np.flatnonzero(dense)
-        return keys + low, dense[keys].astype(np.int64)
-    keys, counts = np.unique(index, return_counts=True)
-    return keys, counts.astype(np.int64)
+    return _tally(_log_keys(magnitudes, log_gamma))
 
 
 def _add(keys_a: np.ndarray, counts_a: np.ndarray, keys_b: np.ndarray, counts_b: np.ndarray):
@@ -122,10 +121,9 @@ def _add(keys_a: np.ndarray, counts_a: np.ndarray, keys_b: np.ndarray, counts_b:
         return keys_b, counts_b
     if keys_b.size == 0:
         return keys_a, counts_a
-    keys = np.concatenate([keys_a, keys_b])
-    counts = np.concatenate([counts_a, counts_b])
-    unique, inverse = np.unique(keys, return_inverse=True)
-    return unique, np.bincount(inverse, weights=counts).astype(np.int64)
+    # Usually a few thousand buckets apart: added on a dense row, no sort (a merge per batch and
+    # column adds up while a window is folded).
+    return _tally(np.concatenate([keys_a, keys_b]), np.concatenate([counts_a, counts_b]).astype(np.float64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,7 +147,7 @@ class QuantileSketch:
         lg = _log_gamma(alpha)
         if values.size:
             low, high = values.min(), values.max()
-            if np.isfinite(low) and np.isfinite(high) and float(low).is_integer() and float(high).is_integer() and high - low < _MAX_INTEGERS:
+            if np.isfinite(low) and np.isfinite(high) and float(low).is_integer() and float(high).is_integer() and high - low < MAX_WHOLE_SPAN:
                 counted = cls._integers(values, int(low), lg, alpha)
                 if counted is not None:
                     return counted
@@ -180,13 +178,22 @@ class QuantileSketch:
             whole -= low
         counts = np.bincount(whole)
         present = np.flatnonzero(counts)
-        distinct = (present + low).astype(np.float64)
-        counts = counts[present]
-        positive, negative = distinct > 0, distinct < 0
+        return cls.from_counts((present + low).astype(np.float64), counts[present], alpha)
+
+    @classmethod
+    def from_counts(cls, values: np.ndarray, counts: np.ndarray, alpha: float = DEFAULT_ALPHA) -> QuantileSketch:
+        """Sketch of distinct finite ``values`` occurring ``counts`` times each (a column counted
+        by value, e.g. whole numbers with ``np.bincount``): the same buckets as
+        :meth:`from_values` of the values repeated, with one log per distinct value."""
+        values = np.asarray(values, dtype=np.float64)
+        counts = np.asarray(counts, dtype=np.int64)
+        lg = _log_gamma(alpha)
+        small = np.abs(values) < _MIN_MAGNITUDE
+        positive, negative = (values > 0) & ~small, (values < 0) & ~small
         none = np.empty(0, dtype=np.int64)
-        pos_keys, pos_counts = _key_counts(_log_keys(distinct[positive], lg), counts[positive], none)
-        neg_keys, neg_counts = _key_counts(_log_keys(-distinct[negative], lg), counts[negative], none)
-        return cls(alpha, pos_keys, pos_counts, neg_keys, neg_counts, int(counts[distinct == 0].sum()))
+        pos_keys, pos_counts = _key_counts(_log_keys(values[positive], lg), counts[positive], none)
+        neg_keys, neg_counts = _key_counts(_log_keys(-values[negative], lg), counts[negative], none)
+        return cls(alpha, pos_keys, pos_counts, neg_keys, neg_counts, int(counts[small].sum()))
 
     @classmethod
     def _dense(cls, values: np.ndarray, lg: float, alpha: float) -> QuantileSketch | None:

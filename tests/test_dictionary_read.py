@@ -166,3 +166,20 @@ def test_null_timestamps_still_count_as_bad(tmp_path: Path) -> None:
     write_groups(tmp_path / "part-0.parquet", [frame])
     frames, report = read(tmp_path, window=Window(DAY, DAY + timedelta(days=1)))
     assert sum(len(f) for f in frames) == 298 and report.bad_timestamps == 2
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([-3, 0, 2, 2, -3, 7], dtype=np.int8),  # negatives: offsets must not wrap
+        np.array([1, 1, 0, 1], dtype=np.uint16),
+        np.array([0, 10_000, 5, 5], dtype=np.int64),  # too wide to code by offset: hashed
+    ],
+)
+def test_whole_numbers_count_as_their_text(values: np.ndarray) -> None:
+    # Integer columns counted as categories (class labels, flags) are coded by offset when they
+    # span few values; the counts must be those of their text, however coded.
+    counted, missing = category_counts(pd.Series(values))
+    assert missing == 0
+    assert counted == pd.Series(values.astype(str)).value_counts().to_dict()
+    assert counted == category_counts(pd.Series(values.astype(object)))[0]  # the text path

@@ -143,3 +143,98 @@ def test_a_kept_reference_is_released(reference_job, monkeypatch) -> None:
     plan = ProfilePlan(roles=Roles(numeric=("x",), categorical=("c",)), binnings=first.binnings)
     totals, _ = engine.reference_profiles(job, plan, ChunkSpec(rows_per_chunk=700))
     assert len(reads) == 1 and totals[ALL].rows == 9000
+
+
+def _openblas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [info["num_threads"] for info in threadpool_info() if info["internal_api"] == "openblas"]
+
+
+def test_blas_stays_on_one_thread_whichever_thread_enters_and_leaves() -> None:
+    # Monitors run on the scheduler's threads, so two threads may profile at once: the limit
+    # must hold for both, whichever thread set it first, and the last to leave restores the
+    # setting (threadpoolctl ignores a thread that is not the one in control, so a second
+    # thread's limit was silently dropped before).
+    import threading
+
+    from monitor.engine.pandas_engine import _ONE_BLAS_THREAD
+
+    before = _openblas_threads()
+    if not before or max(before) == 1:
+        pytest.skip("needs OpenBLAS with more than one thread")  # numpy wheels bundle it; 2+ cores here
+    with _ONE_BLAS_THREAD:  # the caller sets and restores the limit first (and keeps control)
+        assert max(_openblas_threads()) == 1
+    assert _openblas_threads() == before
+    entered, release, seen = threading.Event(), threading.Event(), {}
+
+    def other() -> None:  # another monitor's thread: enters first, leaves first
+        with _ONE_BLAS_THREAD:
+            seen["other"] = _openblas_threads()
+            entered.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    assert entered.wait(10)
+    with _ONE_BLAS_THREAD:
+        seen["caller"] = _openblas_threads()
+        release.set()
+        worker.join(10)
+        seen["after the other left"] = _openblas_threads()
+    assert {name: max(threads) for name, threads in seen.items()} == {"other": 1, "caller": 1, "after the other left": 1}
+    assert _openblas_threads() == before  # restored by the caller, which did not set the limit
+
+
+def test_whole_number_columns_profile_as_their_floats() -> None:
+    # Integer columns are counted by value (np.bincount, no float copy); every profile, in pass
+    # one, for segments and for chunks, must be the one their float64 copies get row by row.
+    rng = np.random.default_rng(5)
+    rows = 9000
+    ints = {
+        "small": rng.integers(-120, 120, rows).astype(np.int8),  # negative low: offsets must not wrap
+        "count": rng.poisson(3, rows).astype(np.int32),
+        "rating": rng.integers(1, 6, rows).astype(np.uint16),
+        "flag": (rng.uniform(size=rows) < 0.2).astype(np.int64),
+        "wide": rng.integers(0, 10**7, rows),  # spans too much: the float path
+    }
+    whole = pd.DataFrame({**ints, **{f"{k}_f": v.astype(np.float64) for k, v in ints.items()}, "region": rng.choice(["EU", "US"], rows)})
+    batches = [whole.iloc[i : i + 2500].reset_index(drop=True) for i in range(0, rows, 2500)]
+    names = list(ints)
+    as_int = fit_pass(batches, names, [], bins=50, top_k=10)
+    as_float = fit_pass(batches, [f"{n}_f" for n in names], [], bins=50, top_k=10)
+    for name in names:
+        assert np.array_equal(as_int.binnings[name].cuts, as_float.binnings[f"{name}_f"].cuts), name
+    binnings = {**as_int.binnings, **{f"{n}_f": as_int.binnings[n] for n in names}}
+    roles = Roles(numeric=tuple(binnings))
+    plan = ProfilePlan(roles=roles, binnings=binnings, segment_values={"region": ("EU",)})
+    plain = profile_batches(batches, plan)
+    totals, chunks = profile_chunks(batches, plan, lambda frame, offset: (offset + np.arange(len(frame))) // 1000)
+    for profiles in (plain, totals, *chunks):
+        for segment, profile in profiles.items():
+            for name in names:
+                mine, theirs = profile.columns[name].to_dict(), profile.columns[f"{name}_f"].to_dict()
+                assert mine.pop("mean") == pytest.approx(theirs.pop("mean"), rel=1e-12, abs=1e-12), (segment, name)
+                assert mine.pop("m2") == pytest.approx(theirs.pop("m2"), rel=1e-12, abs=1e-9), (segment, name)
+                assert mine == theirs, (segment, name)
+    assert plain[ALL].columns["small"].min < 0 and plain[ALL].columns["small"].count == rows
+
+
+def test_kept_batches_hold_the_frame_not_its_copies() -> None:
+    # Pass one's batches are kept for pass two with only the frame's own memory: converted copies
+    # (floats of an integer column, category codes) are made again in pass two from freed memory
+    # instead of holding fresh pages through the whole fit.
+    from monitor.engine.pandas_engine import KeptBatches, _Batch
+
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 500), "n": pd.array(np.arange(500), dtype="Int64"), "c": ["a", "b"] * 250})
+    batch = _Batch(frame)
+    view, copied = batch.numeric("x").values, batch.numeric("n").values
+    assert np.shares_memory(view, frame["x"].to_numpy()) and copied.base is None
+    batch.codes("c")
+    kept = KeptBatches(1 << 20)
+    kept.add(batch)
+    assert set(batch._numeric) == {"x"} and batch._numeric["x"].values is view and not batch._codes
+    assert kept.used == int(frame.memory_usage(index=False).sum())
+    again = next(kept.drain())
+    np.testing.assert_array_equal(again.numeric("n").values, np.arange(500.0))
+    assert again.codes("c").labels == ["a", "b"]

@@ -389,6 +389,30 @@ def test_errors_of_columns_empty_and_bad_inputs() -> None:
         model.errors_of_columns(columns, block=0)
 
 
+@pytest.mark.parametrize("rank", [2, 8])
+def test_errors_of_columns_by_either_projection(rank: int) -> None:
+    # Few kept axes are projected on (z - W^T W z); many, and the error is the length along the
+    # axes left out. Both must equal errors(), with a constant column and NaN/inf cells.
+    rng = np.random.default_rng(23)
+    n, d = 6000, 12
+    loadings = rng.normal(size=(rank, d)) * rng.uniform(0.5, 4.0, size=d)
+    reference = rng.normal(size=(n, rank)) @ loadings + rng.uniform(-20, 20, size=d) + rng.normal(size=(n, d)) * 1e-3
+    reference[:, 4] = 3.0
+    model = PcaModel.fit(Moments.from_array(reference), [f"c{i}" for i in range(d)], variance=0.999)
+    assert model.k == rank and model.constant[4]
+    assert (3 * model.k >= d) == (rank == 8)  # the two ways of scoring are both exercised
+    axes = model.residual_axes
+    assert axes.shape == (d - model.k, d)
+    np.testing.assert_allclose(axes @ axes.T, np.eye(d - model.k), atol=1e-12)
+    np.testing.assert_allclose(axes @ model.components.T, 0.0, atol=1e-12)
+    x = rng.normal(size=(1500, rank)) @ loadings + reference[:1500] * 0.2 + rng.normal(size=(1500, d))
+    x[::13, 2] = np.nan
+    x[5::17, 7] = -np.inf
+    x[::5, 4] = np.nan  # the constant column: not read, whatever it holds
+    for block in (1, 77, 4096):
+        np.testing.assert_allclose(model.errors_of_columns(split(x), block=block), model.errors(x), rtol=1e-12, atol=1e-12)
+
+
 def test_errors_of_columns_give_the_distance_from_the_principal_subspace() -> None:
     # Reference rows span exactly k dimensions; in standardised coordinates a row's error is its
     # distance from that subspace, known here by construction.
@@ -553,3 +577,14 @@ def test_p_value_is_reported_without_breach() -> None:
     se = np.sqrt(0.25 / 100 + 0.25 / 10_000)
     assert below.p_value == pytest.approx(stats.norm.sf(-0.1 / se), rel=1e-9)
     assert below.details["statistical_threshold"] == pytest.approx(1.0 + stats.norm.ppf(0.99) * se, rel=1e-12)
+
+
+def test_moments_from_integer_columns_equal_their_floats() -> None:
+    # The engine hands integer columns over as they are (no float copy).
+    rng = np.random.default_rng(31)
+    counts, flags, x = rng.poisson(3, 5000), (rng.uniform(size=5000) < 0.3).astype(np.int8), rng.normal(size=5000)
+    got = Moments.from_columns([counts, flags, x], block=777)
+    expected = Moments.from_columns([counts.astype(float), flags.astype(float), x], block=777)
+    assert got.count == expected.count == 5000
+    np.testing.assert_allclose(got.mean, expected.mean, rtol=1e-13)
+    np.testing.assert_allclose(got.comoment, expected.comoment, rtol=1e-12)

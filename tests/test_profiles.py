@@ -248,6 +248,18 @@ def test_sketch_merge_equals_sketch_of_the_concatenation_and_round_trips(a: list
     assert merged.count == len(a) + len(b)
 
 
+def test_sketch_merge_of_far_apart_buckets() -> None:
+    """Merges add on a dense row of buckets when the keys are close; keys spanning more than a
+    million buckets (tiny alpha, wide data) take the sorted path. Both equal the concatenation."""
+    rng = np.random.default_rng(9)
+    for alpha, scale in ((DEFAULT_ALPHA, 3.0), (1e-7, 20.0)):
+        a, b = rng.lognormal(0, scale, 3000) * rng.choice([-1, 1], 3000), rng.lognormal(0, scale, 2000)
+        merged = QuantileSketch.from_values(a, alpha).merge(QuantileSketch.from_values(b, alpha))
+        assert merged == QuantileSketch.from_values(np.concatenate([a, b]), alpha)
+        span = int(merged.pos_keys.max() - merged.pos_keys.min())
+        assert (span >= 1 << 20) == (alpha == 1e-7)
+
+
 def test_sketch_relative_error_on_a_large_sample_against_numpy() -> None:
     data = np.random.default_rng(4).lognormal(3, 0.7, 50_000)
     sketch = QuantileSketch.from_values(data)
@@ -286,6 +298,12 @@ def _sketch_cases() -> dict[str, np.ndarray]:
         "whole numbers too far apart": np.array([0.0, 1.0, 2.0**40]),
         "one value": np.array([5.0]),
         "extremes": np.array([1e308, 1.0, 2.0**-30]),
+        "both signs around the zero cut": np.concatenate(
+            [[-0.0, 0.0, 1e-12, -1e-12, 5e-324, -5e-324], np.nextafter([1e-12, -1e-12], 0), np.nextafter([1e-12, -1e-12], 1), rng.normal(0, 3, 20_000)]
+        ),
+        "negatives only": -rng.lognormal(1, 1, 50_000),
+        "both signs, bucket edges": np.concatenate([edges, -np.nextafter(edges, 0), -np.nextafter(edges, np.inf), [0.0]]),
+        "both signs, a wide range (a log per value)": np.exp(rng.uniform(-300, 300, 20_000)) * rng.choice([-1.0, 1.0], 20_000),
     }
 
 
@@ -319,3 +337,38 @@ def test_bin_lookup_equals_a_binary_search(seed: int) -> None:
     with_nan = values.copy()
     with_nan[::97] = np.nan
     np.testing.assert_array_equal(binning.index(with_nan), np.searchsorted(binning.cuts, with_nan, side="right"))
+
+
+def _profile_fields(profile: NumericProfile) -> dict:
+    out = profile.to_dict()
+    out.pop("mean"), out.pop("m2")
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_profile_by_value_counts_is_the_profile_of_the_rows(seed: int) -> None:
+    """Whole-number columns are profiled by their distinct values: bins, range, out-of-range
+    counts and sketch exactly as from every row, mean and m2 to rounding."""
+    rng = np.random.default_rng(seed)
+    reference = rng.poisson(4, 20_000).astype(float) - (3 if seed % 2 else 0)  # odd seeds: negatives and zeros
+    binning = NumericBinning.fit(QuantileSketch.from_values(reference), float(reference.min()), float(reference.max()), 50)
+    window = np.concatenate([rng.poisson(5, 5000) - 6, [reference.max() + 7, 1e-13]]).astype(float)  # beyond both ends, a tiny magnitude
+    values, counts = np.unique(window, return_counts=True)
+    for sketch in (False, True):
+        by_value = NumericProfile.of_value_counts(values, counts, binning, sketch=sketch)
+        by_row = NumericProfile.from_values(window, binning, sketch=sketch)
+        assert by_value.below > 0 and by_value.above > 0
+        assert _profile_fields(by_value) == _profile_fields(by_row)
+        assert by_value.mean == pytest.approx(by_row.mean, rel=1e-13) and by_value.m2 == pytest.approx(by_row.m2, rel=1e-12)
+    constant = NumericBinning.fit(QuantileSketch.from_values(np.full(10, 3.0)), 3.0, 3.0, 50)
+    assert constant.bins == 1
+    assert _profile_fields(NumericProfile.of_value_counts(values, counts, constant)) == _profile_fields(NumericProfile.from_values(window, constant))
+    empty = NumericProfile.of_value_counts(np.empty(0), np.empty(0, dtype=np.int64), binning, missing=4, sketch=True)
+    assert _profile_fields(empty) == _profile_fields(NumericProfile.from_values(np.full(4, np.nan), binning, sketch=True))
+
+
+def test_a_sketch_from_value_counts_is_the_sketch_of_the_rows() -> None:
+    values = np.array([-2.5e6, -3.0, -1e-13, 0.0, 1e-13, 1e-12, 0.5, 7.0, 1e9])
+    counts = np.array([1, 4, 2, 3, 1, 2, 5, 6, 1])
+    assert QuantileSketch.from_counts(values, counts).to_dict() == _sketch_by_definition(np.repeat(values, counts))
+    assert QuantileSketch.from_counts(values, counts, 0.02).to_dict() == _sketch_by_definition(np.repeat(values, counts), 0.02)

@@ -233,6 +233,8 @@ def test_missing_source_is_a_failed_run_with_its_error(tmp_path: Path) -> None:
     assert outcome.run.status == "failed"
     assert "nowhere" in outcome.run.error
     assert store.run_for("scoring", window(1)).status == "failed"
+    # The reference (a file of its own) was fitted and kept although its first window failed.
+    assert store.latest_reference("scoring") is not None
     store.dispose()
 
 

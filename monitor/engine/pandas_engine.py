@@ -43,7 +43,7 @@ from checks.profiles import (
 )
 from checks.results import ALL
 from checks.roles import Roles
-from checks.sketch import QuantileSketch
+from checks.sketch import MAX_WHOLE_SPAN, QuantileSketch
 
 OTHER_SEGMENT = "__other__"
 _T = TypeVar("_T")
@@ -177,6 +177,13 @@ def _category_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
         else:
             labels = [str(label) for label in category_strings(pd.Series(categories.to_numpy(), dtype=categories.dtype))]
         return series.cat.codes.to_numpy().astype(np.intp), labels
+    if isinstance(dtype, np.dtype) and (dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8)) and len(series):
+        # Whole numbers (class labels, flags, small counts): the offset from the smallest value is
+        # the code, with no hash table, when they span few values.
+        by_offset = _offsets(series.to_numpy(), _SMALL_INTEGER_SPAN)
+        if by_offset is not None:
+            codes, low = by_offset
+            return codes, [str(v) for v in range(low, low + int(codes.max()) + 1)]
     direct = (
         isinstance(dtype, pd.StringDtype)
         or pd.api.types.is_bool_dtype(dtype)
@@ -192,6 +199,10 @@ def _category_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     # booleans) depends only on the set of distinct values.
     labels = category_strings(pd.Series(uniques, dtype=series.dtype)).tolist() if len(uniques) else []
     return np.asarray(codes, dtype=np.intp), [str(label) for label in labels]
+
+
+_SMALL_INTEGER_SPAN = 256
+"""Integer columns counted as categories with fewer distinct values than this are coded by offset."""
 
 
 def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
@@ -241,7 +252,14 @@ def _block_rows(columns: int) -> int:
 class _OneBlasThread:
     """Holds BLAS at one thread while batches are profiled (re-entrant, shared across threads;
     the last to leave restores the previous setting). The engine's own pool already keeps every
-    core busy: BLAS threads on top only spin. Needs ``threadpoolctl``; a no-op without it."""
+    core busy: BLAS threads on top only spin. Needs ``threadpoolctl``; a no-op without it.
+
+    The first user to enter and the last to leave may be different threads (``driftline serve``
+    runs monitors on the scheduler's threads; a library caller may profile from several).
+    threadpoolctl 3.8 lets only one controlling thread (the first to change OpenBLAS's
+    process-wide setting) change it again while that thread lives, and ignores the others
+    without a word; so whichever thread sets or restores the limit here takes that control
+    first, and gives it up after restoring."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -258,6 +276,7 @@ class _OneBlasThread:
                         from threadpoolctl import ThreadpoolController
 
                         self._controller = ThreadpoolController()
+                    _release_blas_control()
                     self._limit = self._controller.limit(limits=1, user_api="blas")
                 except Exception:  # threadpoolctl missing or unable to see the library: no limit
                     self._controller, self._limit = False, None
@@ -266,12 +285,26 @@ class _OneBlasThread:
         with self._lock:
             self._users -= 1
             if self._users == 0 and self._limit is not None:
+                _release_blas_control()
                 self._limit.restore_original_limits()
                 self._limit = None
+                _release_blas_control()
 
     @property
     def active(self) -> bool:
         return self._limit is not None
+
+
+def _release_blas_control() -> None:
+    """Let any thread change OpenBLAS's thread count next (see :class:`_OneBlasThread`);
+    nothing to do where threadpoolctl has no such control (before 3.8)."""
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:
+        return
+    release = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
 
 
 _ONE_BLAS_THREAD = _OneBlasThread()
@@ -305,6 +338,7 @@ class _Batch:
         self.frame = frame
         self.rows = len(frame)
         self._numeric: dict[str, _Numeric] = {}
+        self._integers: dict[str, np.ndarray | None] = {}
         self._codes: dict[str, _Codes] = {}
         self._present: dict[str, np.ndarray | None] = {}
         self._kpi: dict[str, np.ndarray] = {}
@@ -322,6 +356,26 @@ class _Batch:
             column = self._numeric[name] = _Numeric(values, mask)
         return column
 
+    def integers(self, name: str) -> np.ndarray | None:
+        """The column's own whole numbers when it is a numpy integer column (nothing can be
+        missing there; the array is the frame's, no copy, read only), else None."""
+        if name in self._integers:
+            return self._integers[name]
+        whole = None
+        if name in self.frame:
+            series = self.frame[name]
+            dtype = series.dtype
+            if isinstance(dtype, np.dtype) and (dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8)):
+                whole = series.to_numpy()
+        self._integers[name] = whole
+        return whole
+
+    def numbers(self, name: str) -> np.ndarray:
+        """The column as numbers for arithmetic that takes integers as they are (PCA moments and
+        errors): an integer column's own array, else :meth:`numeric`'s floats."""
+        whole = self.integers(name)
+        return whole if whole is not None else self.numeric(name).values
+
     def codes(self, name: str) -> _Codes:
         column = self._codes.get(name)
         if column is None:
@@ -331,6 +385,13 @@ class _Batch:
                 codes, labels = np.full(self.rows, -1, dtype=np.intp), []
             column = self._codes[name] = _Codes(codes, labels)
         return column
+
+    def shed(self) -> None:
+        """Drop the conversions that copied (integers as floats, category codes), keeping views
+        of the frame's own memory: converting again later reuses freed memory, keeping them holds
+        fresh pages."""
+        self._numeric = {name: c for name, c in self._numeric.items() if c.values.base is not None and c.bins is None}
+        self._codes = {}
 
     def nbytes(self) -> int:
         """Memory held by the frame and the columns converted so far."""
@@ -393,7 +454,33 @@ def _restrict(rows: Rows, keep: np.ndarray | None) -> Rows:
     return rows[keep[rows]]
 
 
+def _offsets(whole: np.ndarray, span: int) -> tuple[np.ndarray, int] | None:
+    """Each value of a non-empty integer array as its offset (intp) from the smallest, and that
+    smallest value; None when the values span ``span`` or more. Whole-number columns are counted
+    by offset: profiled by value (:func:`_numeric_profiles`, under MAX_WHOLE_SPAN) and coded as
+    categories (:func:`_category_codes`, under _SMALL_INTEGER_SPAN, one label per value)."""
+    low, high = int(whole.min()), int(whole.max())
+    if high - low >= span:
+        return None
+    if low == 0 and whole.dtype == np.intp:
+        return whole, 0  # already the offsets: no copy
+    return np.subtract(whole, low, dtype=np.intp), low  # intp: int8 - (-100) must not wrap
+
+
+def _counted(offsets: np.ndarray, low: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values among ``offsets`` (as floats, increasing) and their counts."""
+    counts = np.bincount(offsets)
+    present = np.flatnonzero(counts)
+    return (present + low).astype(np.float64), counts[present]
+
+
 def _numeric_profiles(batch: _Batch, name: str, binning: NumericBinning, sketch: bool, subsets: list, target: bool) -> list[NumericProfile]:
+    whole = batch.integers(name)
+    by_value = _offsets(whole, MAX_WHOLE_SPAN) if whole is not None and whole.size else None
+    if by_value is not None:
+        # A whole-number column (no missing value can be there): count each subset's values.
+        offsets, low = by_value
+        return [NumericProfile.of_value_counts(*_counted(_take(offsets, rows), low), binning, sketch=sketch) for rows in subsets]
     column = batch.numeric(name)
     values, invalid = column.values, column.invalid
     present = batch.present(name) if target and name in batch.frame else None
@@ -438,12 +525,12 @@ def _categorical_profiles(batch: _Batch, name: str, binning: CategoricalBinning,
 
 
 def _reconstruction_errors(batch: _Batch, pca: PcaModel) -> np.ndarray:
-    return pca.errors_of_columns([batch.numeric(name).values for name in pca.columns])
+    return pca.errors_of_columns([batch.numbers(name) for name in pca.columns])
 
 
 def _moments(batch: _Batch, columns: list[str]) -> Moments:
     """Moments of the batch's complete rows (column-major blocks, :meth:`Moments.from_columns`)."""
-    return Moments.from_columns([batch.numeric(name).values for name in columns], _block_rows(len(columns)))
+    return Moments.from_columns([batch.numbers(name) for name in columns], _block_rows(len(columns)))
 
 
 def _error_profiles(batch: _Batch, pca: PcaModel, subsets: list) -> list[ErrorProfile]:
@@ -516,7 +603,7 @@ def _submit_subsets(batch: _Batch, plan: ProfilePlan, subsets: list) -> Callable
     roles = plan.roles
     # Columns more than one task reads are converted here first, so no two tasks convert one.
     for name in plan.pca.columns if plan.pca is not None else ():
-        batch.numeric(name)
+        batch.numbers(name)
     if roles.prediction and roles.target and roles.prediction in batch.frame and roles.target in batch.frame:
         for name in (roles.prediction, roles.target):
             batch.codes(name) if roles.prediction_kind == "class" else batch.numeric(name)
@@ -798,6 +885,11 @@ class _FitState:
 
 def _numeric_part(batch: _Batch, name: str) -> tuple[QuantileSketch, float, float]:
     """Pass one's view of a numeric column in one batch: its sketch and range."""
+    whole = batch.integers(name)
+    by_value = _offsets(whole, MAX_WHOLE_SPAN) if whole is not None and whole.size else None
+    if by_value is not None:
+        values, counts = _counted(*by_value)
+        return QuantileSketch.from_counts(values, counts), float(values[0]), float(values[-1])
     values = batch.numeric(name).values
     ok = np.isfinite(values)
     finite = values if ok.all() else values[ok]
@@ -871,7 +963,7 @@ def fit_pass(
         moments = None
         if moments_of:
             for name in moments_of:
-                batch.numeric(name)  # converted once, here, for both tasks that read it
+                batch.numbers(name)  # converted once, here, for both tasks that read it
             moments = pool.submit(_moments, batch, moments_of)
         parts = {name: pool.submit(_numeric_part, batch, name) for name in numeric if name in frame}
         counts = {name: pool.submit(_value_counts, batch, name) for name in categorical if name in frame}
@@ -913,9 +1005,12 @@ def fit_pass(
 
 
 class KeptBatches:
-    """Pass one's batches, columns converted, kept for pass two while they fit ``budget`` bytes:
-    pass two then neither reads nor converts the reference again. Past the budget nothing is
-    kept (pass two reads the source again, and memory stays bounded by the batch)."""
+    """Pass one's batches, kept for pass two while they fit ``budget`` bytes: pass two then
+    neither reads nor decodes the reference again. A kept batch holds its frame and the views of
+    it, not the copies conversion made (:meth:`_Batch.shed`): making those again in pass two
+    reuses freed memory, while keeping them would hold fresh pages, which cost more than the
+    conversion on the VMs measured. Past the budget nothing is kept (pass two reads the source
+    again, and memory stays bounded by the batch)."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
@@ -929,6 +1024,7 @@ class KeptBatches:
     def add(self, batch: _Batch) -> None:
         if self._batches is None:
             return
+        batch.shed()
         self.used += batch.nbytes()
         if self.used > self.budget:
             self._batches = None

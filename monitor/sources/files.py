@@ -452,18 +452,17 @@ class _Parquet(_Format):
         try:
             # The file reader, not the dataset scanner: it streams each row group in batches of
             # ``batch_rows`` (memory bounded by the batch, not the row group or the window) with
-            # none of the scanner's scheduling latency, and one thread decodes the next batch
-            # while the caller profiles this one (single-threaded decoding: the profiling pool
-            # already has the cores).
+            # none of the scanner's scheduling latency, and one thread decodes the next batch,
+            # filters it to the window and converts it to pandas while the caller profiles this
+            # one (single-threaded decoding: the profiling pool already has the cores; the
+            # conversion on the caller's thread held up the pool it feeds).
             # Text columns the caller only counts arrive as the file's own dictionary codes
             # (pandas Categorical): no string per row is built, hashed or compared.
             dictionary = [c for c in columns if c in job.categories and kind_of_arrow(schema.field(c).type) == "string"]
             reader = pq.ParquetFile(str(file.path), metadata=fragment.metadata, pre_buffer=False, read_dictionary=dictionary or None)
-            batches = _read_ahead(self._batches(reader, _row_group_runs(fragment.metadata, groups, job.batch_rows), columns))
-            for batch in batches:
-                job.report.rows_scanned += batch.num_rows
-                table = job.with_constants(pa.Table.from_batches([batch]), constants)
-                yield from job.emit_arrow(table, file)
+            runs = _row_group_runs(fragment.metadata, groups, job.batch_rows)
+            batches = _read_ahead(self._frames(job, file, self._batches(reader, runs, columns), constants))
+            yield from batches
         except (pa.ArrowException, OSError) as error:
             job.unreadable(file, error, partial=True)
         finally:
@@ -471,6 +470,14 @@ class _Parquet(_Format):
                 batches.close()  # type: ignore[attr-defined]  # stops the decoding thread before the file closes
             if reader is not None:
                 reader.close()
+
+    @staticmethod
+    def _frames(job: _Job, file: LogFile, batches: Iterator[pa.RecordBatch], constants: dict[str, object]) -> Iterator[pd.DataFrame]:
+        """The window's frames of ``batches`` (on the read-ahead thread: the caller only profiles)."""
+        for batch in batches:
+            job.report.rows_scanned += batch.num_rows
+            table = job.with_constants(pa.Table.from_batches([batch]), constants)
+            yield from job.emit_arrow(table, file)
 
     @staticmethod
     def _batches(reader: pq.ParquetFile, runs: list[tuple[list[int], int]], columns: list[str]) -> Iterator[pa.RecordBatch]:
