@@ -6,6 +6,8 @@ says (columns, kinds, chunked files, timestamps in the window) and that a report
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -114,3 +116,38 @@ def test_report_prints_tables_slopes_and_peer_ratios(capsys: pytest.CaptureFixtu
     assert "8.0x the time for 10x the rows" in out and "5.3x the time for 10x the features" in out
     assert "check / numpy floor: 1M: 2.7x" in out
     assert "per window on average" in out and "boom" in out
+
+
+def test_each_peer_is_run_as_often_as_driftline_and_keeps_its_fastest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # The peers' children need their own venv; what is checked here is the harness's choice among
+    # the runs it gets back, so the child is replaced by canned results in the children's format.
+    args = argparse.Namespace(quick=True, sizes=None, repeat=3, peer_repeat=None)
+    plan = bench_scale.Plan.make(args)
+    assert plan.peer_repeat == 3
+    assert bench_scale.Plan.make(argparse.Namespace(quick=True, sizes=None, repeat=3, peer_repeat=1)).peer_repeat == 1
+    canned = {
+        "nannyml": iter([{"seconds": 14.0, "fit_seconds": 10.0, "calculate_seconds": 4.0}, {"seconds": 12.0, "fit_seconds": 9.5, "calculate_seconds": 2.5},
+                         {"seconds": 13.0, "fit_seconds": 9.0, "calculate_seconds": 4.0}]),  # fmt: skip
+        "whylogs": iter([{"seconds": s} for s in (40.0, 38.0, 39.0)]),
+        "evidently": iter([{"seconds": s} for s in (90.0, 95.0, 80.0)]),
+    }
+    calls = []
+
+    peers_python = tmp_path / "peers-python"
+    peers_python.touch()
+
+    def child(python, script, spec, env=None):  # noqa: ANN001, ANN202
+        assert python == peers_python and "tool" in spec  # only peers are run here
+        calls.append(spec["tool"])
+        return {**next(canned[spec["tool"]]), "peak_rss_mib": 100.0}
+
+    monkeypatch.setattr(bench_scale, "PEERS_PYTHON", peers_python)
+    monkeypatch.setattr(bench_scale.subprocess, "run", lambda *a, **k: argparse.Namespace(stdout=json.dumps({"nannyml": "x", "whylogs": "y", "evidently": "z"})))
+    monkeypatch.setattr(bench_scale, "run_child", child)
+    monkeypatch.setattr(bench_scale.Data, "reference", lambda self, layout, rows: tmp_path)
+    monkeypatch.setattr(bench_scale.Data, "window", lambda self, layout, rows: tmp_path)
+    out = bench_scale.run_peers(plan, bench_scale.Data(tmp_path), bench_scale.Layout())
+    assert calls.count("nannyml") == calls.count("whylogs") == calls.count("evidently") == 3
+    nannyml = out["tools"]["nannyml"]
+    assert (nannyml["seconds"], nannyml["fit_seconds"], nannyml["calculate_seconds"], nannyml["runs"]) == (12.0, 9.0, 2.5, [14.0, 12.0, 13.0])
+    assert out["tools"]["evidently"]["seconds"] == 80.0 and out["tools"]["whylogs"]["seconds"] == 38.0
