@@ -116,6 +116,33 @@ def test_report_prints_tables_slopes_and_peer_ratios(capsys: pytest.CaptureFixtu
     assert "8.0x the time for 10x the rows" in out and "5.3x the time for 10x the features" in out
     assert "check / numpy floor: 1M: 2.7x" in out
     assert "per window on average" in out and "boom" in out
+    assert "medians" not in out.split("| tool |")[0]  # one run each: no medians to compare
+
+
+def test_peer_ratios_also_compare_the_medians_of_the_runs(capsys: pytest.CaptureFixture[str]):
+    # Fastest of 3 on both sides is 10x; the medians (13 / 1.4 s and 3 / 0.9 s) tell another story.
+    def case(group: str, seconds: float, runs: list[float], **extra):
+        return {"case": group, "group": group, "rows": 1_000_000, "columns": 25, "seconds": seconds, "runs": runs, "cpu_seconds": seconds, "peak_rss_mib": 500.0, **extra}
+
+    report = {
+        "plan": {"peer_repeat": 3},
+        "cases": [case("check", 0.8, [0.8, 0.9, 1.0]), case("first", 1.2, [1.2, 1.4, 1.5], reference_rows=1_000_000)],
+        "peers": {
+            "rows": 1_000_000,
+            "versions": {"nannyml": "0.13.1"},
+            "tools": {
+                "nannyml": {"seconds": 12.0, "runs": [12.0, 13.0, 14.0], "calculate_seconds": 2.5, "calculate_seconds_runs": [2.5, 3.0, 3.5], "peak_rss_mib": 900.0},
+                "evidently": {"seconds": 80.0, "peak_rss_mib": 900.0},  # no runs listed: no median
+            },
+        },
+    }
+    bench_scale.print_peers(report)
+    out = capsys.readouterr().out
+    assert "compares the medians of the runs" in out
+    lines = {line.split(" | ")[1]: line for line in out.splitlines() if line.startswith("| NannyML") or line.startswith("| Evidently")}
+    assert lines["fit + calculate"].endswith("| 10x faster | 9.3x faster |")
+    assert lines["calculate alone"].endswith("| 3.1x faster | 3.3x faster |")
+    assert lines["DataDriftPreset report"].endswith("| 67x faster |  |")
 
 
 def test_each_peer_is_run_as_often_as_driftline_and_keeps_its_fastest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -150,4 +177,5 @@ def test_each_peer_is_run_as_often_as_driftline_and_keeps_its_fastest(tmp_path: 
     assert calls.count("nannyml") == calls.count("whylogs") == calls.count("evidently") == 3
     nannyml = out["tools"]["nannyml"]
     assert (nannyml["seconds"], nannyml["fit_seconds"], nannyml["calculate_seconds"], nannyml["runs"]) == (12.0, 9.0, 2.5, [14.0, 12.0, 13.0])
+    assert nannyml["calculate_seconds_runs"] == [4.0, 2.5, 4.0]  # every run's own, for the medians
     assert out["tools"]["evidently"]["seconds"] == 80.0 and out["tools"]["whylogs"]["seconds"] == 38.0
