@@ -350,6 +350,26 @@ def test_parquet_batches_follow_row_group_edges(tmp_path: Path) -> None:
     assert got["x"].tolist() == frame["x"].tolist() and report.rows_scanned == 470
 
 
+def test_only_the_reads_first_batch_is_decoded_on_all_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a read's start nothing is profiled yet, so its first batch is decoded in parallel; every
+    later batch, of this file or the next, on the one read-ahead thread (the pool has the cores)."""
+    hive_days(tmp_path / "logs", 3, rows_per_day=240, row_group_size=100)
+    calls: list[bool] = []
+    iter_batches = pq.ParquetFile.iter_batches
+
+    def recording(self: pq.ParquetFile, *args: object, use_threads: bool = True, **kwargs: object):  # noqa: ANN202
+        calls.append(use_threads)
+        return iter_batches(self, *args, use_threads=use_threads, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", recording)
+    got, report, frames = read(files("parquet", "logs", tmp_path), ["x"], batch_rows=100)
+    assert report.files == 3 and len(got) == 720
+    assert calls == [True] + [False] * 8  # 3 files of 3 row groups (100, 100, 40 rows)
+    calls.clear()
+    got, _, _ = read(files("parquet", "logs", tmp_path), ["x"], batch_rows=100, window=Window(T0 + timedelta(days=1), T0 + timedelta(days=2)))
+    assert len(got) == 240 and calls == [True, False, False]  # the first file with rows in the window
+
+
 def test_missing_column_is_reported_not_raised(tmp_path: Path) -> None:
     write_parquet(log_frame(T0, 10), tmp_path / "a.parquet")
     got, report, _ = read(files("parquet", "a.parquet", tmp_path), ["x", "income"])
