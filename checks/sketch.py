@@ -190,9 +190,8 @@ class QuantileSketch:
         lg = _log_gamma(alpha)
         small = np.abs(values) < _MIN_MAGNITUDE
         positive, negative = (values > 0) & ~small, (values < 0) & ~small
-        none = np.empty(0, dtype=np.int64)
-        pos_keys, pos_counts = _key_counts(_log_keys(values[positive], lg), counts[positive], none)
-        neg_keys, neg_counts = _key_counts(_log_keys(-values[negative], lg), counts[negative], none)
+        pos_keys, pos_counts = _tally(_log_keys(values[positive], lg), counts[positive].astype(np.float64))
+        neg_keys, neg_counts = _tally(_log_keys(-values[negative], lg), counts[negative].astype(np.float64))
         return cls(alpha, pos_keys, pos_counts, neg_keys, neg_counts, int(counts[small].sum()))
 
     @classmethod

@@ -177,7 +177,7 @@ def _category_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
         else:
             labels = [str(label) for label in category_strings(pd.Series(categories.to_numpy(), dtype=categories.dtype))]
         return series.cat.codes.to_numpy().astype(np.intp), labels
-    if isinstance(dtype, np.dtype) and (dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8)) and len(series):
+    if _whole_number_dtype(dtype) and len(series):
         # Whole numbers (class labels, flags, small counts): the offset from the smallest value is
         # the code, with no hash table, when they span few values.
         by_offset = _offsets(series.to_numpy(), _SMALL_INTEGER_SPAN)
@@ -199,6 +199,11 @@ def _category_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     # booleans) depends only on the set of distinct values.
     labels = category_strings(pd.Series(uniques, dtype=series.dtype)).tolist() if len(uniques) else []
     return np.asarray(codes, dtype=np.intp), [str(label) for label in labels]
+
+
+def _whole_number_dtype(dtype: object) -> bool:
+    """A numpy integer dtype whose values fit intp offsets (uint64 does not): counted by value."""
+    return isinstance(dtype, np.dtype) and (dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8))
 
 
 _SMALL_INTEGER_SPAN = 256
@@ -365,7 +370,7 @@ class _Batch:
         if name in self.frame:
             series = self.frame[name]
             dtype = series.dtype
-            if isinstance(dtype, np.dtype) and (dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8)):
+            if _whole_number_dtype(dtype):
                 whole = series.to_numpy()
         self._integers[name] = whole
         return whole
@@ -467,6 +472,13 @@ def _offsets(whole: np.ndarray, span: int) -> tuple[np.ndarray, int] | None:
     return np.subtract(whole, low, dtype=np.intp), low  # intp: int8 - (-100) must not wrap
 
 
+def _whole_offsets(batch: _Batch, name: str) -> tuple[np.ndarray, int] | None:
+    """:func:`_offsets` of a whole-number column spanning under MAX_WHOLE_SPAN values (profiled
+    by value in both passes); None for any other column."""
+    whole = batch.integers(name)
+    return _offsets(whole, MAX_WHOLE_SPAN) if whole is not None and whole.size else None
+
+
 def _counted(offsets: np.ndarray, low: int) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values among ``offsets`` (as floats, increasing) and their counts."""
     counts = np.bincount(offsets)
@@ -475,8 +487,7 @@ def _counted(offsets: np.ndarray, low: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _numeric_profiles(batch: _Batch, name: str, binning: NumericBinning, sketch: bool, subsets: list, target: bool) -> list[NumericProfile]:
-    whole = batch.integers(name)
-    by_value = _offsets(whole, MAX_WHOLE_SPAN) if whole is not None and whole.size else None
+    by_value = _whole_offsets(batch, name)
     if by_value is not None:
         # A whole-number column (no missing value can be there): count each subset's values.
         offsets, low = by_value
@@ -885,8 +896,7 @@ class _FitState:
 
 def _numeric_part(batch: _Batch, name: str) -> tuple[QuantileSketch, float, float]:
     """Pass one's view of a numeric column in one batch: its sketch and range."""
-    whole = batch.integers(name)
-    by_value = _offsets(whole, MAX_WHOLE_SPAN) if whole is not None and whole.size else None
+    by_value = _whole_offsets(batch, name)
     if by_value is not None:
         values, counts = _counted(*by_value)
         return QuantileSketch.from_counts(values, counts), float(values[0]), float(values[-1])

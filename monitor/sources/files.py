@@ -454,8 +454,8 @@ class _Parquet(_Format):
             # ``batch_rows`` (memory bounded by the batch, not the row group or the window) with
             # none of the scanner's scheduling latency, and one thread decodes the next batch,
             # filters it to the window and converts it to pandas while the caller profiles this
-            # one (single-threaded decoding: the profiling pool already has the cores; the
-            # conversion on the caller's thread held up the pool it feeds).
+            # one (single-threaded decoding, the read's first batch aside: the profiling pool
+            # already has the cores; the conversion on the caller's thread held up the pool).
             # Text columns the caller only counts arrive as the file's own dictionary codes
             # (pandas Categorical): no string per row is built, hashed or compared.
             dictionary = [c for c in columns if c in job.categories and kind_of_arrow(schema.field(c).type) == "string"]
